@@ -1,0 +1,100 @@
+import { randomUUID } from 'node:crypto';
+import { Acknowledgements } from './ack.js';
+import type { Clock, TimerHandle } from './clock.js';
+import type { BufferSettings, CompressionFormat } from './destination.js';
+import { ChunkedEncoder, DEFAULT_CHUNK_BYTES } from './encoder.js';
+import type { SourceRecord } from './records.js';
+
+const NEWLINE = Buffer.from('\n');
+
+export type FlushReason = 'size' | 'interval' | 'shutdown';
+
+/** A buffer's contents once sealed: the positions it holds and its body, being encoded. */
+export interface SealedBatch {
+  readonly id: string;
+  readonly reason: FlushReason;
+  readonly records: number;
+  readonly rawBytes: number;
+  readonly compression: CompressionFormat;
+  readonly oldestArrivalTimestamp: number;
+  readonly acks: Acknowledgements;
+  readonly body: Promise<Buffer[]>;
+}
+
+/**
+ * Firehose's buffering rule: a buffer is sealed when its bytes (before compression) reach the size
+ * hint or its first record has waited the interval — whichever comes first — and at shutdown.
+ * A record that would push the buffer past the size hint seals it first, so objects stay within
+ * the hint (a record larger than the hint travels alone).
+ */
+export class RecordBuffer {
+  private encoder: ChunkedEncoder | undefined;
+  private acks = new Acknowledgements();
+  private records = 0;
+  private rawBytes = 0;
+  private oldestArrival = Infinity;
+  private timer: TimerHandle | undefined;
+  private readonly chunkBytes: number;
+  private readonly delimiterBytes: number;
+
+  constructor(
+    private readonly settings: BufferSettings,
+    private readonly clock: Clock,
+    private readonly onSeal: (batch: SealedBatch) => void,
+  ) {
+    this.chunkBytes = Math.min(DEFAULT_CHUNK_BYTES, settings.sizeBytes);
+    this.delimiterBytes = settings.appendNewlineDelimiter ? NEWLINE.length : 0;
+  }
+
+  get bufferedRecords(): number {
+    return this.records;
+  }
+
+  get bufferedBytes(): number {
+    return this.rawBytes;
+  }
+
+  append(record: SourceRecord): void {
+    const size = record.data.length + this.delimiterBytes;
+    if (this.records > 0 && this.rawBytes + size > this.settings.sizeBytes) this.seal('size');
+    if (this.records === 0) this.open();
+    this.encoder!.write(record.data);
+    if (this.delimiterBytes > 0) this.encoder!.write(NEWLINE);
+    this.acks.add(record.segment);
+    this.records++;
+    this.rawBytes += size;
+    if (record.approximateArrivalTimestamp < this.oldestArrival) this.oldestArrival = record.approximateArrivalTimestamp;
+    if (this.rawBytes >= this.settings.sizeBytes) this.seal('size');
+  }
+
+  /** Seals whatever is buffered (shutdown); does nothing when empty. */
+  flush(reason: FlushReason = 'shutdown'): void {
+    if (this.records > 0) this.seal(reason);
+  }
+
+  private open(): void {
+    this.encoder = new ChunkedEncoder(this.settings.compression, this.chunkBytes);
+    this.timer = this.clock.setTimeout(() => this.seal('interval'), this.settings.intervalMs);
+  }
+
+  private seal(reason: FlushReason): void {
+    if (this.timer) this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    const batch: SealedBatch = {
+      id: randomUUID(),
+      reason,
+      records: this.records,
+      rawBytes: this.rawBytes,
+      compression: this.settings.compression,
+      oldestArrivalTimestamp: this.oldestArrival,
+      acks: this.acks,
+      body: this.encoder!.finish(),
+    };
+    this.encoder = undefined;
+    this.acks = new Acknowledgements();
+    this.records = 0;
+    this.rawBytes = 0;
+    this.oldestArrival = Infinity;
+    this.onSeal(batch);
+  }
+}

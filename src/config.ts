@@ -1,0 +1,161 @@
+import { readFile } from 'node:fs/promises';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { destinationPlugins } from '../destinations/index.js';
+import type { DestinationPlugin } from './destination.js';
+import { interpolate } from './interpolate.js';
+import { flag, formatIssues, httpUrl, intIn, matching, oneOf, text } from './schema.js';
+
+const kinesisStreamSource = z
+  .strictObject({
+    streamName: matching(/^[a-zA-Z0-9_.-]{1,128}$/, 'a Kinesis stream name (1–128 of a-z A-Z 0-9 _ . -)').optional(),
+    streamARN: matching(
+      /^arn:[\w-]+:kinesis:[a-z0-9-]+:\d{12}:stream\/[a-zA-Z0-9_.-]{1,128}$/,
+      'a Kinesis stream ARN (arn:aws:kinesis:<region>:<account>:stream/<name>)',
+    ).optional(),
+    region: text('an AWS region such as us-east-1').optional(),
+    endpoint: httpUrl.optional(),
+    startingPosition: oneOf(['LATEST', 'TRIM_HORIZON', 'AT_TIMESTAMP'] as const).default('TRIM_HORIZON'),
+    startingTimestamp: text('an ISO-8601 time').optional(),
+    /** GetRecords Limit: records per call (Kinesis allows up to 10,000). */
+    readLimit: intIn(1, 10_000).default(10_000),
+    /** Pause after a read that returned nothing (KCL's idleTimeBetweenReadsInMillis). */
+    idleTimeBetweenReadsInMillis: intIn(200, 60_000).default(1_000),
+    /** How often new shards (from resharding) are looked for. */
+    shardDiscoveryIntervalInSeconds: intIn(1, 3_600).default(10),
+  })
+  .superRefine((value, ctx) => {
+    if (!value.streamName && !value.streamARN) {
+      ctx.addIssue({ code: 'custom', path: ['streamName'], message: 'is required (or give streamARN)' });
+    }
+    if (value.streamName && value.streamARN && !value.streamARN.endsWith(`:stream/${value.streamName}`)) {
+      ctx.addIssue({ code: 'custom', path: ['streamARN'], message: `names another stream than streamName ${JSON.stringify(value.streamName)}` });
+    }
+    if (value.startingPosition === 'AT_TIMESTAMP') {
+      if (!value.startingTimestamp) {
+        ctx.addIssue({ code: 'custom', path: ['startingTimestamp'], message: 'is required when startingPosition is AT_TIMESTAMP' });
+      } else if (Number.isNaN(Date.parse(value.startingTimestamp))) {
+        ctx.addIssue({ code: 'custom', path: ['startingTimestamp'], message: `must be an ISO-8601 time, got ${JSON.stringify(value.startingTimestamp)}` });
+      }
+    } else if (value.startingTimestamp) {
+      ctx.addIssue({ code: 'custom', path: ['startingTimestamp'], message: 'is only used with startingPosition AT_TIMESTAMP' });
+    }
+  })
+  .transform((value) => {
+    const arnParts = value.streamARN?.split(':');
+    return {
+      ...value,
+      streamName: value.streamName ?? value.streamARN!.split(':stream/')[1]!,
+      region: value.region ?? arnParts?.[3] ?? process.env.AWS_REGION ?? 'us-east-1',
+    };
+  });
+
+export type KinesisSourceConfig = z.output<typeof kinesisStreamSource>;
+
+const destinationShape = Object.fromEntries(destinationPlugins.map((p) => [p.configKey, p.schema.optional()]));
+
+const deliveryStream = z
+  .strictObject({
+    deliveryStreamName: matching(/^[a-zA-Z0-9_.-]{1,64}$/, 'a delivery stream name (1–64 of a-z A-Z 0-9 _ . -)'),
+    kinesisStreamSource,
+    ...destinationShape,
+  })
+  .superRefine((value, ctx) => {
+    const present = destinationPlugins.filter((p) => (value as Record<string, unknown>)[p.configKey] !== undefined);
+    const keys = destinationPlugins.map((p) => p.configKey).join(' | ');
+    if (present.length === 0) ctx.addIssue({ code: 'custom', message: `needs a destination (one of ${keys})` });
+    if (present.length > 1) {
+      ctx.addIssue({ code: 'custom', message: `has ${present.length} destinations (${present.map((p) => p.configKey).join(', ')}); a delivery stream has exactly one` });
+    }
+  });
+
+export interface DeliveryStreamConfig {
+  deliveryStreamName: string;
+  kinesisStreamSource: KinesisSourceConfig;
+  destination: { plugin: DestinationPlugin<unknown>; config: unknown };
+}
+
+const serviceSchema = z.strictObject({
+  redis: z
+    .strictObject({ url: matching(/^rediss?:\/\/\S+$/, 'a redis:// or rediss:// URL') })
+    .default({ url: 'redis://127.0.0.1:6379' }),
+  runtime: z
+    .strictObject({
+      /** The process-wide read budget; defaults to twice the sum of every buffer's size. */
+      memoryBudgetInMBs: intIn(16, 65_536).optional(),
+      checkpointIntervalInMillis: intIn(100, 60_000).default(1_000),
+      /** At SIGTERM, how long to keep trying to deliver what is buffered before giving up (uncheckpointed, so not lost). */
+      shutdownTimeoutInSeconds: intIn(1, 3_600).default(60),
+      logDeliveries: flag().default(false),
+    })
+    .default({ checkpointIntervalInMillis: 1_000, shutdownTimeoutInSeconds: 60, logDeliveries: false }),
+  deliveryStreams: z
+    .array(deliveryStream, { error: 'must be a list of delivery streams' })
+    .min(1, { message: 'needs at least one delivery stream' }),
+});
+
+export interface ServiceConfig {
+  redis: { url: string };
+  runtime: z.output<typeof serviceSchema>['runtime'];
+  deliveryStreams: DeliveryStreamConfig[];
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: string[],
+  ) {
+    super(`${source}: ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses, interpolates and validates a configuration; throws ConfigError listing every problem with its path. */
+export function parseConfig(
+  yamlText: string,
+  env: Record<string, string | undefined> = process.env,
+  source = 'config',
+): ServiceConfig {
+  const document = parseDocument(yamlText, { prettyErrors: true, uniqueKeys: true });
+  if (document.errors.length > 0) {
+    throw new ConfigError(source, document.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`));
+  }
+  const problems: string[] = [];
+  const raw = interpolate(document.toJS(), env, problems);
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigError(source, ['(top level): must be a mapping with deliveryStreams']);
+  }
+  const parsed = serviceSchema.safeParse(raw);
+  if (!parsed.success) {
+    // A value whose variable was missing fails validation too; its root cause is already listed.
+    const unset = problems.map((p) => p.slice(0, p.indexOf(': ') + 2));
+    problems.push(...formatIssues(parsed.error).filter((p) => !unset.some((prefix) => p.startsWith(prefix))));
+  }
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(source, problems);
+
+  const names = new Set<string>();
+  const streams = parsed.data.deliveryStreams.map((stream, i) => {
+    if (names.has(stream.deliveryStreamName)) {
+      problems.push(`deliveryStreams[${i}].deliveryStreamName: ${JSON.stringify(stream.deliveryStreamName)} is used by another delivery stream`);
+    }
+    names.add(stream.deliveryStreamName);
+    const plugin = destinationPlugins.find((p) => (stream as Record<string, unknown>)[p.configKey] !== undefined)!;
+    return {
+      deliveryStreamName: stream.deliveryStreamName,
+      kinesisStreamSource: stream.kinesisStreamSource,
+      destination: { plugin, config: (stream as Record<string, unknown>)[plugin.configKey] },
+    };
+  });
+  if (problems.length > 0) throw new ConfigError(source, problems);
+  return { redis: parsed.data.redis, runtime: parsed.data.runtime, deliveryStreams: streams };
+}
+
+export async function loadConfig(path: string, env: Record<string, string | undefined> = process.env): Promise<ServiceConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(path, [`cannot read the file: ${(err as Error).message}`]);
+  }
+  return parseConfig(text, env, path);
+}

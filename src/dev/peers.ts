@@ -1,0 +1,168 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * Local peers for the dev mode, the tests and the benchmark: a real redis-server child process,
+ * kinesalite and s3rver in this process. Each starts on a free port on 127.0.0.1 and stops cleanly.
+ * kinesalite and s3rver are dev dependencies: a production install (npm ci --omit=dev) lacks them
+ * and only `firehose dev` needs them.
+ */
+
+export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
+
+export class MissingPeerError extends Error {}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface RedisServer {
+  readonly url: string;
+  readonly port: number;
+  /** Stops it (SIGTERM; with AOF the data is kept). */
+  stop(): Promise<void>;
+  /** Starts it again on the same port and directory. */
+  restart(): Promise<void>;
+}
+
+export async function startRedis(options: { appendOnly?: boolean } = {}): Promise<RedisServer> {
+  const dir = await mkdtemp(join(tmpdir(), 'firehose-redis-'));
+  let port = await freePort();
+  let child: ChildProcess | undefined;
+
+  const launch = async () => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        child = await spawnRedis(port, dir, options.appendOnly ?? false);
+        return;
+      } catch (err) {
+        if (err instanceof MissingPeerError || attempt >= 5) throw err;
+        port = await freePort(); // the port was taken between probing and binding
+      }
+    }
+  };
+  await launch();
+
+  const stopChild = async () => {
+    const running = child;
+    child = undefined;
+    if (!running || running.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      running.once('exit', () => resolve());
+      running.kill('SIGTERM');
+    });
+  };
+
+  return {
+    get url() {
+      return `redis://127.0.0.1:${port}`;
+    },
+    get port() {
+      return port;
+    },
+    async stop() {
+      await stopChild();
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    },
+    async restart() {
+      await stopChild();
+      child = await spawnRedis(port, dir, options.appendOnly ?? false);
+    },
+  };
+}
+
+function spawnRedis(port: number, dir: string, appendOnly: boolean): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--daemonize', 'no', '--dir', dir];
+    args.push('--appendonly', appendOnly ? 'yes' : 'no');
+    const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    const onData = (data: Buffer) => {
+      output += data.toString();
+      if (output.includes('Ready to accept connections')) {
+        child.stdout!.off('data', onData);
+        child.stdout!.resume();
+        child.stderr!.resume();
+        resolve(child);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') {
+        reject(
+          new MissingPeerError(
+            'redis-server is not installed. Install it with: sudo apt-get install -y redis-server ' +
+              '(Debian/Ubuntu) or brew install redis (macOS), then run this again.',
+          ),
+        );
+      } else reject(err);
+    });
+    child.once('exit', (code) => reject(new Error(`redis-server exited (${code}) before it was ready:\n${output.slice(-2000)}`)));
+  });
+}
+
+export interface KinesisServer {
+  readonly endpoint: string;
+  stop(): Promise<void>;
+}
+
+export async function startKinesalite(): Promise<KinesisServer> {
+  const { default: kinesalite } = (await importDevDependency('kinesalite')) as {
+    default: (options: Record<string, unknown>) => Server;
+  };
+  const server = kinesalite({ createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 100 });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+export interface S3Server {
+  readonly endpoint: string;
+  readonly directory: string;
+  stop(): Promise<void>;
+}
+
+export async function startS3rver(buckets: string[], options: { port?: number; directory?: string } = {}): Promise<S3Server> {
+  const { default: S3rver } = (await importDevDependency('s3rver')) as {
+    default: new (options: Record<string, unknown>) => { run(): Promise<AddressInfo>; close(): Promise<void> };
+  };
+  const directory = options.directory ?? (await mkdtemp(join(tmpdir(), 'firehose-s3-')));
+  const server = new S3rver({
+    port: options.port ?? 0,
+    address: '127.0.0.1',
+    silent: true,
+    directory,
+    configureBuckets: buckets.map((name) => ({ name })),
+  });
+  const address = await server.run();
+  return {
+    endpoint: `http://127.0.0.1:${address.port}`,
+    directory,
+    stop: () => server.close(),
+  };
+}
+
+async function importDevDependency(name: string): Promise<unknown> {
+  try {
+    return await import(name);
+  } catch (err) {
+    throw new MissingPeerError(
+      `${name} is not installed (it is a dev dependency used by the dev mode and tests): run npm ci. (${(err as Error).message})`,
+    );
+  }
+}

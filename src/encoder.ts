@@ -1,0 +1,64 @@
+import { promisify } from 'node:util';
+import { gzip, constants as zlibConstants } from 'node:zlib';
+import type { CompressionFormat } from './destination.js';
+
+const gzipAsync = promisify(gzip);
+
+export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Encodes a buffer's records while they arrive. Bytes are copied once into a fixed chunk; a full
+ * chunk goes to async zlib on the libuv pool at once, so both cores compress while reading goes
+ * on and a flush waits for one chunk at most. Each chunk becomes one gzip member: concatenated
+ * members are one valid gzip stream (RFC 1952 §2.2) that gunzip, zcat, Node, Python and Athena read
+ * whole. Memory holds compressed output plus one raw chunk per buffer.
+ */
+export class ChunkedEncoder {
+  private chunk: Buffer;
+  private used = 0;
+  private readonly parts: Promise<Buffer>[] = [];
+  private finished = false;
+
+  constructor(
+    private readonly compression: CompressionFormat,
+    private readonly chunkBytes: number = DEFAULT_CHUNK_BYTES,
+    private readonly level: number = zlibConstants.Z_DEFAULT_COMPRESSION,
+  ) {
+    this.chunk = Buffer.allocUnsafe(chunkBytes);
+  }
+
+  write(data: Uint8Array): void {
+    if (this.finished) throw new Error('encoder already finished');
+    let offset = 0;
+    while (offset < data.length) {
+      const n = Math.min(data.length - offset, this.chunkBytes - this.used);
+      this.chunk.set(n === data.length ? data : data.subarray(offset, offset + n), this.used);
+      this.used += n;
+      offset += n;
+      if (this.used === this.chunkBytes) this.submit(true);
+    }
+  }
+
+  /** The encoded chunks in order; the last partial chunk is encoded now. */
+  finish(): Promise<Buffer[]> {
+    if (this.finished) throw new Error('encoder already finished');
+    this.finished = true;
+    if (this.used > 0) this.submit(false);
+    return Promise.all(this.parts);
+  }
+
+  private submit(more: boolean): void {
+    const input = this.used === this.chunkBytes ? this.chunk : this.chunk.subarray(0, this.used);
+    let part: Promise<Buffer>;
+    if (this.compression === 'GZIP') {
+      part = gzipAsync(input, { level: this.level });
+      // Rejections are reported by finish(); this keeps an early one from being "unhandled".
+      part.catch(() => undefined);
+    } else {
+      part = Promise.resolve(input);
+    }
+    this.parts.push(part);
+    this.used = 0;
+    if (more) this.chunk = Buffer.allocUnsafe(this.chunkBytes);
+  }
+}

@@ -1,0 +1,99 @@
+import { Redis } from 'ioredis';
+import { ByteBudget } from './budget.js';
+import { Checkpointer, RedisCheckpointStore, type CheckpointStore } from './checkpoints.js';
+import { sleep, systemClock, type Clock } from './clock.js';
+import type { ServiceConfig } from './config.js';
+import { DeliveryStream, type DeliveredEvent } from './delivery-stream.js';
+import { createLogger, type Logger } from './log.js';
+import { KinesisSource } from './sources/kinesis.js';
+
+const MiB = 1024 * 1024;
+
+export interface ServiceOptions {
+  readonly clock?: Clock;
+  readonly log?: Logger;
+  readonly onDelivered?: (event: DeliveredEvent) => void;
+}
+
+export interface RunningService {
+  readonly streams: readonly DeliveryStream[];
+  readonly sources: readonly KinesisSource[];
+  readonly budget: ByteBudget;
+  /** Graceful stop; resolves true when everything read was delivered and checkpointed. */
+  stop(): Promise<boolean>;
+}
+
+/** Starts every delivery stream of a configuration in this process. */
+export async function startService(config: ServiceConfig, options: ServiceOptions = {}): Promise<RunningService> {
+  const log = options.log ?? createLogger();
+  const clock = options.clock ?? systemClock;
+  const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 2, lazyConnect: true });
+  redis.on('error', (err: Error) => log.debug('redis connection error', { error: err }));
+  const store = new RedisCheckpointStore(redis);
+  const stopping = new AbortController();
+
+  const bufferBytes = config.deliveryStreams.reduce(
+    (sum, s) => sum + s.destination.plugin.bufferSettings(s.destination.config).sizeBytes,
+    0,
+  );
+  // Twice the buffers: one filling while the previous one is delivered.
+  const budget = new ByteBudget((config.runtime.memoryBudgetInMBs ?? 0) * MiB || 2 * bufferBytes);
+
+  const streams: DeliveryStream[] = [];
+  const sources: KinesisSource[] = [];
+  for (const streamConfig of config.deliveryStreams) {
+    const name = streamConfig.deliveryStreamName;
+    const streamLog = log.child({ deliveryStream: name });
+    const stored = await loadCheckpoints(store, name, streamLog, stopping.signal);
+    const checkpointer = new Checkpointer(name, store, stored, budget, streamLog);
+    const source = new KinesisSource(streamConfig.kinesisStreamSource, { checkpointer, budget, log: streamLog });
+    const { plugin, config: destinationConfig } = streamConfig.destination;
+    const stream = new DeliveryStream({
+      name,
+      source,
+      destination: plugin.create(destinationConfig, { deliveryStreamName: name, log: streamLog }),
+      bufferSettings: plugin.bufferSettings(destinationConfig),
+      checkpointer,
+      clock,
+      log: streamLog,
+      ...(options.onDelivered ? { onDelivered: options.onDelivered } : {}),
+    });
+    streams.push(stream);
+    sources.push(source);
+  }
+  for (const stream of streams) {
+    stream.start(config.runtime.checkpointIntervalInMillis).catch((err: unknown) => log.error('delivery stream failed', { stream: stream.name, error: err }));
+  }
+  log.info('started', {
+    deliveryStreams: streams.map((s) => s.name),
+    byteBudgetMiB: Math.round(budget.limit / MiB),
+  });
+
+  return {
+    streams,
+    sources,
+    budget,
+    async stop() {
+      stopping.abort();
+      const results = await Promise.all(streams.map((s) => s.stop(config.runtime.shutdownTimeoutInSeconds * 1000)));
+      await Promise.all(sources.map((s) => s.close()));
+      redis.disconnect();
+      const clean = results.every(Boolean);
+      log.info('stopped', { clean });
+      return clean;
+    },
+  };
+}
+
+/** Waits for Redis rather than starting without checkpoints (which would re-read from the starting position). */
+async function loadCheckpoints(store: CheckpointStore, name: string, log: Logger, signal: AbortSignal) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await store.load(name);
+    } catch (err) {
+      if (signal.aborted) throw err;
+      log.warn('cannot read checkpoints from Redis yet; retrying', { attempt, error: err });
+      await sleep(Math.min(10_000, 500 * attempt), signal);
+    }
+  }
+}

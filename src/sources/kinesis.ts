@@ -1,0 +1,284 @@
+import {
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  KinesisClient,
+  ListShardsCommand,
+  type GetShardIteratorCommandInput,
+  type Shard,
+  type _Record,
+} from '@aws-sdk/client-kinesis';
+import { setMaxListeners } from 'node:events';
+import type { Segment, ShardProgress } from '../ack.js';
+import { awsErrorName, customEndpointDefaults } from '../aws.js';
+import type { ByteBudget } from '../budget.js';
+import type { Checkpointer } from '../checkpoints.js';
+import { sleep } from '../clock.js';
+import type { KinesisSourceConfig } from '../config.js';
+import type { Logger } from '../log.js';
+import type { RecordSink, Source, SourceRecord } from '../records.js';
+import { deaggregate, isAggregated } from './kpl.js';
+
+/** Kinesis allows 5 GetRecords calls per second per shard. */
+const MIN_MS_BETWEEN_READS = 200;
+const THROTTLED = new Set([
+  'ProvisionedThroughputExceededException',
+  'LimitExceededException',
+  'KMSThrottlingException',
+  'ThrottlingException',
+]);
+
+type StartingPoint =
+  | { type: 'AFTER_SEQUENCE_NUMBER'; sequenceNumber: string }
+  | { type: 'TRIM_HORIZON' | 'LATEST' }
+  | { type: 'AT_TIMESTAMP'; timestamp: Date };
+
+export interface KinesisSourceContext {
+  readonly checkpointer: Checkpointer;
+  readonly budget: ByteBudget;
+  readonly log: Logger;
+}
+
+export function createKinesisClient(config: KinesisSourceConfig): KinesisClient {
+  // GetShardIterator can hang on emulators (AT_TIMESTAMP past a shard's end): always time out.
+  return new KinesisClient({ region: config.region, ...customEndpointDefaults(config.endpoint, 30_000) });
+}
+
+/**
+ * Reads every shard of a Kinesis stream: a reader per shard, parents read to their end (and
+ * acknowledged) before their children start, new shards picked up by a periodic ListShards.
+ * A shard with a checkpoint resumes AFTER_SEQUENCE_NUMBER; on a stream's first start the configured
+ * starting position applies; shards born later (resharding) are read from TRIM_HORIZON.
+ */
+export class KinesisSource implements Source {
+  private readonly client: KinesisClient;
+  private readonly stopping = new AbortController();
+  private readonly readers = new Map<string, Promise<void>>();
+  private readonly known = new Map<string, Shard>();
+  private initialShards: Set<string> | undefined;
+  private readonly firstStart: boolean;
+
+  constructor(
+    private readonly config: KinesisSourceConfig,
+    private readonly context: KinesisSourceContext,
+    client?: KinesisClient,
+  ) {
+    this.client = client ?? createKinesisClient(config);
+    // Every shard reader's sleeps and SDK calls listen on this one signal.
+    setMaxListeners(0, this.stopping.signal);
+    this.firstStart = !context.checkpointer.hasStoredCheckpoints;
+  }
+
+  get activeShards(): string[] {
+    return [...this.readers.keys()];
+  }
+
+  async run(sink: RecordSink): Promise<void> {
+    const signal = this.stopping.signal;
+    while (!signal.aborted) {
+      try {
+        await this.discoverShards(sink);
+      } catch (err) {
+        if (signal.aborted) break;
+        this.context.log.warn('listing shards failed; will retry', { stream: this.config.streamName, error: err });
+      }
+      await sleep(this.config.shardDiscoveryIntervalInSeconds * 1000, signal);
+    }
+    await Promise.all(this.readers.values());
+  }
+
+  stop(): void {
+    this.stopping.abort();
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+
+  private async listShards(): Promise<Shard[]> {
+    const shards: Shard[] = [];
+    let nextToken: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListShardsCommand(nextToken ? { NextToken: nextToken } : { StreamName: this.config.streamName }),
+        { abortSignal: this.stopping.signal },
+      );
+      shards.push(...(page.Shards ?? []));
+      nextToken = page.NextToken;
+    } while (nextToken);
+    return shards;
+  }
+
+  private async discoverShards(sink: RecordSink): Promise<void> {
+    const shards = await this.listShards();
+    for (const shard of shards) this.known.set(shard.ShardId!, shard);
+    if (!this.initialShards) this.initialShards = new Set(shards.map((s) => s.ShardId!));
+    for (const shard of shards) {
+      const id = shard.ShardId!;
+      if (this.readers.has(id) || this.context.checkpointer.isShardComplete(id)) continue;
+      const start = this.startingPoint(shard);
+      if (start === 'skip') {
+        this.context.checkpointer.progressFor(id).markReadToEnd();
+        continue;
+      }
+      this.context.log.info('reading shard', { shardId: id, from: start.type });
+      const reader = this.readShard(shard, start, sink).catch((err: unknown) => {
+        this.context.log.error('shard reader stopped', { shardId: id, error: err });
+        this.readers.delete(id); // picked up again at the next discovery
+      });
+      this.readers.set(id, reader);
+    }
+  }
+
+  private startingPoint(shard: Shard): StartingPoint | 'skip' {
+    const id = shard.ShardId!;
+    const checkpoint = this.context.checkpointer.storedCheckpoint(id);
+    if (checkpoint) return { type: 'AFTER_SEQUENCE_NUMBER', sequenceNumber: checkpoint };
+    if (!this.firstStart || !this.initialShards?.has(id)) return { type: 'TRIM_HORIZON' };
+    switch (this.config.startingPosition) {
+      case 'LATEST':
+        // Only open shards have a "latest"; a closed one holds nothing newer.
+        return shard.SequenceNumberRange?.EndingSequenceNumber ? 'skip' : { type: 'LATEST' };
+      case 'AT_TIMESTAMP':
+        return { type: 'AT_TIMESTAMP', timestamp: new Date(this.config.startingTimestamp!) };
+      case 'TRIM_HORIZON':
+        return { type: 'TRIM_HORIZON' };
+    }
+  }
+
+  /**
+   * Children start once their parents were read to their end (or aged out of the stream). Waiting
+   * for the parents' records to be delivered too would stall a split by up to the buffer interval;
+   * the parents' records are already in the buffer ahead of the children's, so order holds, and a
+   * parent is checkpointed SHARD_END only once all its records reached an end.
+   */
+  private async waitForParents(shard: Shard): Promise<void> {
+    const parents = [shard.ParentShardId, shard.AdjacentParentShardId].filter((p): p is string => !!p);
+    const signal = this.stopping.signal;
+    while (!signal.aborted) {
+      const pending = parents.filter((p) => this.known.has(p) && !this.context.checkpointer.isShardReadToEnd(p));
+      if (pending.length === 0) return;
+      await sleep(250, signal);
+    }
+  }
+
+  private async readShard(shard: Shard, start: StartingPoint, sink: RecordSink): Promise<void> {
+    const shardId = shard.ShardId!;
+    const signal = this.stopping.signal;
+    const { budget, checkpointer, log } = this.context;
+    await this.waitForParents(shard);
+    if (signal.aborted) return;
+    const progress = checkpointer.progressFor(shardId);
+    let iterator = await this.shardIterator(shardId, start);
+    let lastRead: string | undefined;
+    let lastCall = 0;
+    let failures = 0;
+
+    while (!signal.aborted && iterator) {
+      await budget.whenAvailable(signal);
+      const wait = lastCall + MIN_MS_BETWEEN_READS - Date.now();
+      if (wait > 0) await sleep(wait, signal);
+      if (signal.aborted) break;
+      lastCall = Date.now();
+      let response;
+      try {
+        response = await this.client.send(
+          new GetRecordsCommand({ ShardIterator: iterator, Limit: this.config.readLimit }),
+          { abortSignal: signal },
+        );
+        failures = 0;
+      } catch (err) {
+        if (signal.aborted) break;
+        const name = awsErrorName(err);
+        if (name === 'ExpiredIteratorException') {
+          log.info('shard iterator expired; renewing', { shardId });
+          iterator = await this.shardIterator(shardId, lastRead ? { type: 'AFTER_SEQUENCE_NUMBER', sequenceNumber: lastRead } : start);
+          continue;
+        }
+        failures++;
+        const delay = backoff(failures, 250, 10_000);
+        if (THROTTLED.has(name ?? '')) log.debug('GetRecords throttled; backing off', { shardId, delayMs: delay });
+        else log.warn('GetRecords failed; backing off', { shardId, delayMs: delay, error: err });
+        await sleep(delay, signal);
+        continue;
+      }
+
+      const records = response.Records ?? [];
+      if (records.length > 0) {
+        const { batch, segment } = toSourceRecords(records, shardId, progress, log);
+        lastRead = records[records.length - 1]!.SequenceNumber!;
+        budget.take(segment.bytes);
+        if (batch.length > 0) sink.accept(batch);
+      }
+      iterator = response.NextShardIterator;
+      if (!iterator) {
+        log.info('shard read to its end', { shardId });
+        progress.markReadToEnd();
+        break;
+      }
+      if (records.length === 0) await sleep(this.config.idleTimeBetweenReadsInMillis, signal);
+    }
+  }
+
+  private async shardIterator(shardId: string, start: StartingPoint): Promise<string | undefined> {
+    const input: GetShardIteratorCommandInput = {
+      StreamName: this.config.streamName,
+      ShardId: shardId,
+      ShardIteratorType: start.type,
+    };
+    if (start.type === 'AFTER_SEQUENCE_NUMBER') input.StartingSequenceNumber = start.sequenceNumber;
+    if (start.type === 'AT_TIMESTAMP') input.Timestamp = start.timestamp;
+    const signal = this.stopping.signal;
+    for (let attempt = 1; !signal.aborted; attempt++) {
+      try {
+        const out = await this.client.send(new GetShardIteratorCommand(input), { abortSignal: signal });
+        return out.ShardIterator;
+      } catch (err) {
+        if (signal.aborted) break;
+        const delay = backoff(attempt, 250, 10_000);
+        this.context.log.warn('GetShardIterator failed; backing off', { shardId, delayMs: delay, error: err });
+        await sleep(delay, signal);
+      }
+    }
+    return undefined;
+  }
+}
+
+/** Exponential backoff with jitter over the upper half, so retries spread without collapsing to zero. */
+export function backoff(attempt: number, baseMs: number, capMs: number): number {
+  const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(attempt - 1, 30));
+  return ceiling / 2 + Math.random() * (ceiling / 2);
+}
+
+type MutableRecord = { -readonly [K in keyof SourceRecord]: SourceRecord[K] };
+
+/** One read's records, de-aggregated, as one segment of the shard's progress. */
+function toSourceRecords(
+  records: _Record[],
+  shardId: string,
+  progress: ShardProgress,
+  log: Logger,
+): { batch: SourceRecord[]; segment: Segment } {
+  const out: MutableRecord[] = [];
+  let bytes = 0;
+  for (const record of records) {
+    const raw = record.Data ?? new Uint8Array(0);
+    const data = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+    const sequenceNumber = record.SequenceNumber!;
+    const arrival = record.ApproximateArrivalTimestamp?.getTime() ?? Date.now();
+    const users = isAggregated(data) ? deaggregate(data) : undefined;
+    if (users === undefined) {
+      if (isAggregated(data)) log.warn('record has the KPL magic bytes but is not a valid aggregate; passed on whole', { shardId, sequenceNumber });
+      out.push({ data, partitionKey: record.PartitionKey ?? '', shardId, sequenceNumber, subSequenceNumber: 0, approximateArrivalTimestamp: arrival, segment: undefined as unknown as Segment });
+      bytes += data.length;
+      continue;
+    }
+    for (let i = 0; i < users.length; i++) {
+      const user = users[i]!;
+      out.push({ data: user.data, partitionKey: user.partitionKey, shardId, sequenceNumber, subSequenceNumber: i, approximateArrivalTimestamp: arrival, segment: undefined as unknown as Segment });
+      bytes += user.data.length;
+    }
+  }
+  const segment = progress.open(records[records.length - 1]!.SequenceNumber!, out.length, bytes);
+  for (const record of out) record.segment = segment;
+  return { batch: out, segment };
+}

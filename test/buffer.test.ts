@@ -1,0 +1,121 @@
+import { gunzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { ShardProgress, type Segment } from '../src/ack.js';
+import { RecordBuffer, type SealedBatch } from '../src/buffer.js';
+import { ManualClock } from '../src/clock.js';
+import type { BufferSettings } from '../src/destination.js';
+import { ChunkedEncoder } from '../src/encoder.js';
+import type { SourceRecord } from '../src/records.js';
+
+const MiB = 1024 * 1024;
+
+function records(count: number, size: number, clock: ManualClock): SourceRecord[] {
+  const shard = new ShardProgress('s', undefined, { segmentReleased() {}, progressed() {} });
+  const segment: Segment = shard.open(String(count), count, count * size);
+  return Array.from({ length: count }, (_, i) => ({
+    data: Buffer.alloc(size, i % 251),
+    partitionKey: 'k',
+    shardId: 's',
+    sequenceNumber: String(i + 1),
+    subSequenceNumber: 0,
+    approximateArrivalTimestamp: clock.now() - 1000 * (count - i),
+    segment,
+  }));
+}
+
+function buffer(settings: Partial<BufferSettings>, clock: ManualClock) {
+  const sealed: SealedBatch[] = [];
+  const b = new RecordBuffer(
+    { sizeBytes: MiB, intervalMs: 60_000, compression: 'GZIP', appendNewlineDelimiter: false, ...settings },
+    clock,
+    (batch) => sealed.push(batch),
+  );
+  return { b, sealed };
+}
+
+describe('buffer: the min-of rule', () => {
+  it('seals on size exactly when the next record would pass the hint', () => {
+    const clock = new ManualClock();
+    const { b, sealed } = buffer({ sizeBytes: MiB }, clock);
+    const input = records(2_000, 1_000, clock);
+    for (let i = 0; i < 1_048; i++) b.append(input[i]!); // 1,048,000 bytes ≤ 1 MiB
+    expect(sealed).toHaveLength(0);
+    b.append(input[1_048]!); // 1,049,000 would pass 1,048,576
+    expect(sealed).toHaveLength(1);
+    expect(sealed[0]!).toMatchObject({ reason: 'size', records: 1_048, rawBytes: 1_048_000 });
+    expect(b.bufferedRecords).toBe(1);
+  });
+
+  it('seals on size when a record fills the hint exactly', () => {
+    const clock = new ManualClock();
+    const { b, sealed } = buffer({ sizeBytes: MiB }, clock);
+    for (const r of records(4, MiB / 4, clock)) b.append(r);
+    expect(sealed.map((s) => s.records)).toEqual([4]);
+    expect(b.bufferedRecords).toBe(0);
+  });
+
+  it('seals on the interval, counted from the first record buffered, when size is not reached', () => {
+    const clock = new ManualClock();
+    const { b, sealed } = buffer({ sizeBytes: 5 * MiB, intervalMs: 60_000 }, clock);
+    const input = records(3, 100, clock);
+    b.append(input[0]!);
+    clock.advance(30_000);
+    b.append(input[1]!);
+    clock.advance(29_999);
+    expect(sealed).toHaveLength(0);
+    clock.advance(1);
+    expect(sealed).toHaveLength(1);
+    expect(sealed[0]!).toMatchObject({ reason: 'interval', records: 2 });
+    // The next buffer's interval starts with its own first record.
+    b.append(input[2]!);
+    clock.advance(59_999);
+    expect(sealed).toHaveLength(1);
+    clock.advance(1);
+    expect(sealed).toHaveLength(2);
+  });
+
+  it('whichever comes first: a size seal cancels the pending interval', () => {
+    const clock = new ManualClock();
+    const { b, sealed } = buffer({ sizeBytes: MiB, intervalMs: 60_000 }, clock);
+    for (const r of records(2, MiB / 2, clock)) b.append(r);
+    expect(sealed.map((s) => s.reason)).toEqual(['size']);
+    clock.advance(120_000);
+    expect(sealed).toHaveLength(1); // no empty interval flush
+  });
+
+  it('names the object by its oldest record and carries every record byte-for-byte', async () => {
+    const clock = new ManualClock();
+    const { b, sealed } = buffer({ appendNewlineDelimiter: true }, clock);
+    const input = records(5, 10, clock);
+    for (const r of input) b.append(r);
+    b.flush();
+    expect(sealed[0]!.oldestArrivalTimestamp).toBe(input[0]!.approximateArrivalTimestamp);
+    expect(sealed[0]!.rawBytes).toBe(55);
+    const body = gunzipSync(Buffer.concat(await sealed[0]!.body));
+    expect(body).toEqual(Buffer.concat(input.flatMap((r) => [r.data, Buffer.from('\n')])));
+  });
+});
+
+describe('chunked encoder', () => {
+  it('compresses chunk by chunk into gzip members that gunzip as one stream', async () => {
+    const encoder = new ChunkedEncoder('GZIP', 64 * 1024);
+    const parts: Buffer[] = [];
+    for (let i = 0; i < 300; i++) {
+      const part = Buffer.from(`record ${i} ${'y'.repeat(i * 7)}\n`);
+      parts.push(part);
+      encoder.write(part);
+    }
+    encoder.write(Buffer.alloc(200_000, 7)); // larger than a chunk: spans several
+    parts.push(Buffer.alloc(200_000, 7));
+    const chunks = await encoder.finish();
+    expect(chunks.length).toBeGreaterThan(3);
+    expect(gunzipSync(Buffer.concat(chunks))).toEqual(Buffer.concat(parts));
+  });
+
+  it('passes bytes through unchanged when uncompressed', async () => {
+    const encoder = new ChunkedEncoder('UNCOMPRESSED', 8);
+    encoder.write(Buffer.from('hello, '));
+    encoder.write(Buffer.from('world'));
+    expect(Buffer.concat(await encoder.finish()).toString()).toBe('hello, world');
+  });
+});

@@ -1,0 +1,149 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig } from '../src/config.js';
+
+const good = {
+  redis: { url: 'redis://127.0.0.1:6379' },
+  deliveryStreams: [
+    {
+      deliveryStreamName: 'clicks',
+      kinesisStreamSource: { streamName: 'clicks', region: 'us-east-1', startingPosition: 'TRIM_HORIZON' },
+      s3Destination: {
+        bucket: 'archive',
+        prefix: 'clicks/',
+        errorOutputPrefix: 'clicks-errors/',
+        bufferingHints: { sizeInMBs: 5, intervalInSeconds: 300 },
+        compressionFormat: 'GZIP',
+      },
+    },
+  ],
+};
+
+type Doc = typeof good;
+function variant(change: (doc: Doc & Record<string, unknown>) => void): string {
+  const doc = structuredClone(good) as Doc & Record<string, unknown>;
+  change(doc);
+  return JSON.stringify(doc); // JSON is YAML
+}
+
+function problems(yaml: string, env: Record<string, string> = {}): string[] {
+  try {
+    parseConfig(yaml, env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error('expected the configuration to be rejected');
+}
+
+const s3 = (doc: Doc) => doc.deliveryStreams[0]!.s3Destination as Record<string, unknown>;
+const source = (doc: Doc) => doc.deliveryStreams[0]!.kinesisStreamSource as Record<string, unknown>;
+
+describe('configuration', () => {
+  it('accepts the README example and fills Firehose defaults', () => {
+    const config = parseConfig(variant(() => {}), {});
+    const stream = config.deliveryStreams[0]!;
+    expect(stream.destination.plugin.configKey).toBe('s3Destination');
+    expect(stream.destination.plugin.bufferSettings(stream.destination.config)).toEqual({
+      sizeBytes: 5 * 1024 * 1024,
+      intervalMs: 300_000,
+      compression: 'GZIP',
+      appendNewlineDelimiter: false,
+    });
+    expect(config.runtime.checkpointIntervalInMillis).toBe(1_000);
+  });
+
+  it.each([
+    ['size hint below range', (d: Doc) => ((s3(d).bufferingHints as Record<string, unknown>).sizeInMBs = 0),
+      'deliveryStreams[0].s3Destination.bufferingHints.sizeInMBs: must be 1–128, got 0'],
+    ['size hint above range', (d: Doc) => ((s3(d).bufferingHints as Record<string, unknown>).sizeInMBs = 129),
+      'deliveryStreams[0].s3Destination.bufferingHints.sizeInMBs: must be 1–128, got 129'],
+    ['interval below range', (d: Doc) => ((s3(d).bufferingHints as Record<string, unknown>).intervalInSeconds = 59),
+      'deliveryStreams[0].s3Destination.bufferingHints.intervalInSeconds: must be 60–900, got 59'],
+    ['interval not a number', (d: Doc) => ((s3(d).bufferingHints as Record<string, unknown>).intervalInSeconds = 'soon'),
+      'deliveryStreams[0].s3Destination.bufferingHints.intervalInSeconds: must be 60–900, got "soon"'],
+    ['unknown compression', (d: Doc) => (s3(d).compressionFormat = 'ZSTD'),
+      'deliveryStreams[0].s3Destination.compressionFormat: must be one of UNCOMPRESSED | GZIP, got "ZSTD"'],
+    ['no bucket', (d: Doc) => delete s3(d).bucket,
+      'deliveryStreams[0].s3Destination.bucket: is required (or give bucketARN)'],
+    ['bad bucket name', (d: Doc) => (s3(d).bucket = 'No_Such'),
+      'deliveryStreams[0].s3Destination.bucket: must be an S3 bucket name'],
+    ['misspelt key', (d: Doc) => (s3(d).bufferingHint = {}),
+      'deliveryStreams[0].s3Destination: unknown key "bufferingHint"'],
+    ['no stream', (d: Doc) => delete source(d).streamName,
+      'deliveryStreams[0].kinesisStreamSource.streamName: is required (or give streamARN)'],
+    ['bad starting position', (d: Doc) => (source(d).startingPosition = 'EARLIEST'),
+      'deliveryStreams[0].kinesisStreamSource.startingPosition: must be one of LATEST | TRIM_HORIZON | AT_TIMESTAMP, got "EARLIEST"'],
+    ['AT_TIMESTAMP without a time', (d: Doc) => (source(d).startingPosition = 'AT_TIMESTAMP'),
+      'deliveryStreams[0].kinesisStreamSource.startingTimestamp: is required when startingPosition is AT_TIMESTAMP'],
+    ['no destination', (d: Doc) => delete (d.deliveryStreams[0] as Record<string, unknown>).s3Destination,
+      'deliveryStreams[0]: needs a destination (one of s3Destination)'],
+    ['bad delivery stream name', (d: Doc) => (d.deliveryStreams[0]!.deliveryStreamName = 'has space'),
+      'deliveryStreams[0].deliveryStreamName: must be a delivery stream name'],
+    ['bad redis url', (d: Doc) => (d.redis.url = 'localhost:6379'),
+      'redis.url: must be a redis:// or rediss:// URL, got "localhost:6379"'],
+    ['prefix expression before dynamic partitioning exists', (d: Doc) => (s3(d).prefix = 'x/!{timestamp:yyyy}/'),
+      'deliveryStreams[0].s3Destination.prefix: prefix expressions (!{...}) are not supported yet'],
+    ['stream ARN that is not one', (d: Doc) => (source(d).streamARN = 'arn:aws:s3:::clicks'),
+      'deliveryStreams[0].kinesisStreamSource.streamARN: must be a Kinesis stream ARN'],
+    ['no delivery streams', (d: Doc) => (d.deliveryStreams = []),
+      'deliveryStreams: needs at least one delivery stream'],
+  ])('rejects %s, naming the path', (_name, change, expected) => {
+    expect(problems(variant(change as (d: Doc) => void)).join('\n')).toContain(expected);
+  });
+
+  it('reports every problem at once', () => {
+    const found = problems(
+      variant((d) => {
+        (s3(d).bufferingHints as Record<string, unknown>).sizeInMBs = 0;
+        (s3(d).bufferingHints as Record<string, unknown>).intervalInSeconds = 1000;
+        source(d).startingPosition = 'NOW';
+        d.deliveryStreams.push(structuredClone(d.deliveryStreams[0]!));
+      }),
+    );
+    expect(found).toHaveLength(6);
+    expect(found).toContain('deliveryStreams[1].s3Destination.bufferingHints.intervalInSeconds: must be 60–900, got 1000');
+  });
+
+  it('rejects two delivery streams with one name', () => {
+    const yaml = variant((d) => d.deliveryStreams.push(structuredClone(d.deliveryStreams[0]!)));
+    expect(problems(yaml)).toEqual(['deliveryStreams[1].deliveryStreamName: "clicks" is used by another delivery stream']);
+  });
+
+  it('reports YAML syntax errors', () => {
+    expect(problems('deliveryStreams: [\n  - a: b\n')[0]).toMatch(/^YAML:/);
+  });
+
+  it('interpolates ${VAR} and ${VAR:-default}, typed when a whole value', () => {
+    const yaml = `
+redis: { url: "\${REDIS_URL:-redis://127.0.0.1:6379}" }
+deliveryStreams:
+  - deliveryStreamName: \${NAME}
+    kinesisStreamSource: { streamName: "\${NAME}-in" }
+    s3Destination:
+      bucket: archive
+      prefix: "\${NAME}/literal-$\${NOT_A_VAR}/"
+      bufferingHints:
+        sizeInMBs: \${SIZE:-7}
+        intervalInSeconds: "\${INTERVAL}"
+`;
+    const config = parseConfig(yaml, { NAME: 'orders', INTERVAL: '120' });
+    const stream = config.deliveryStreams[0]!;
+    expect(config.redis.url).toBe('redis://127.0.0.1:6379');
+    expect(stream.deliveryStreamName).toBe('orders');
+    expect(stream.kinesisStreamSource.streamName).toBe('orders-in');
+    expect(stream.destination.config).toMatchObject({
+      prefix: 'orders/literal-${NOT_A_VAR}/',
+      bufferingHints: { sizeInMBs: 7, intervalInSeconds: 120 },
+    });
+    expect(problems(yaml, { NAME: 'orders' })).toEqual([
+      'deliveryStreams[0].s3Destination.bufferingHints.intervalInSeconds: environment variable INTERVAL is not set (write ${INTERVAL:-default} to give a default)',
+    ]);
+  });
+
+  it('takes the stream name and region from a stream ARN, and the bucket from a bucket ARN', () => {
+    const stream = parseConfig(readFileSync(new URL('../config/example.yaml', import.meta.url), 'utf8'), {}).deliveryStreams[0]!;
+    expect(stream.kinesisStreamSource).toMatchObject({ streamName: 'clicks', region: 'us-east-1' });
+    expect(stream.destination.config).toMatchObject({ bucket: 'my-clicks-archive' });
+  });
+});
