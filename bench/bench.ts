@@ -1,0 +1,248 @@
+/**
+ * npm run bench [-- --input FILE.ndjson] [--mb 256] [--buffer-mb 64] [--s3] [--json]
+ *
+ * Pushes realistic ~1 KB JSON records through the engine (an in-memory source standing in for
+ * Kinesis → buffer → GZIP → a null sink, or s3rver with --s3) and, in the same run on the same
+ * bytes, through plain node:zlib at the same level. Reports MiB/s, their ratios and peak RSS.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { gzip, createGzip } from 'node:zlib';
+import { promisify } from 'node:util';
+import { ShardProgress } from '../src/ack.js';
+import { ByteBudget } from '../src/budget.js';
+import { Checkpointer, type CheckpointStore } from '../src/checkpoints.js';
+import { systemClock } from '../src/clock.js';
+import type { Destination, EncodedBatch } from '../src/destination.js';
+import { DeliveryStream } from '../src/delivery-stream.js';
+import { silentLogger } from '../src/log.js';
+import type { RecordSink, Source, SourceRecord } from '../src/records.js';
+import { sampleLogRecord } from '../src/dev/sample-records.js';
+import { S3Destination } from '../destinations/s3/index.js';
+import { s3DestinationSchema } from '../destinations/s3/config.js';
+import { LOCAL_CREDENTIALS, startS3rver } from '../src/dev/peers.js';
+
+const MiB = 1024 * 1024;
+const gzipAsync = promisify(gzip);
+const LEVEL = 6;
+const CHUNK = 4 * MiB;
+
+const { values } = parseArgs({
+  options: {
+    input: { type: 'string' },
+    mb: { type: 'string', default: '256' },
+    'buffer-mb': { type: 'string', default: '64' },
+    s3: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+  },
+});
+const totalBytes = Number(values.mb) * MiB;
+const bufferBytes = Number(values['buffer-mb']) * MiB;
+
+/** Distinct records to cycle through: from an NDJSON file, or ~64 MiB of generated log lines. */
+function loadPool(): Buffer[] {
+  if (values.input) {
+    const text = readFileSync(values.input);
+    const out: Buffer[] = [];
+    let start = 0;
+    for (let i = text.indexOf(10); i !== -1; i = text.indexOf(10, start)) {
+      if (i > start) out.push(text.subarray(start, i + 1));
+      start = i + 1;
+    }
+    if (start < text.length) out.push(Buffer.concat([text.subarray(start), Buffer.from('\n')]));
+    return out;
+  }
+  const out: Buffer[] = [];
+  let bytes = 0;
+  const t = Date.now();
+  while (bytes < Math.min(64 * MiB, totalBytes)) {
+    const record = Buffer.from(sampleLogRecord(t + out.length) + '\n');
+    out.push(record);
+    bytes += record.length;
+  }
+  return out;
+}
+
+/** The records of the run, in order, cut into the 4 MiB chunks the zlib baselines compress. */
+function* recordsOfRun(pool: Buffer[]): Generator<Buffer> {
+  let sent = 0;
+  for (let i = 0; sent < totalBytes; i = (i + 1) % pool.length) {
+    sent += pool[i]!.length;
+    yield pool[i]!;
+  }
+}
+
+function chunksOfRun(pool: Buffer[]): Buffer[] {
+  const chunks: Buffer[] = [];
+  let current: Buffer[] = [];
+  let size = 0;
+  for (const record of recordsOfRun(pool)) {
+    current.push(record);
+    size += record.length;
+    if (size >= CHUNK) {
+      chunks.push(Buffer.concat(current, size));
+      current = [];
+      size = 0;
+    }
+  }
+  if (size > 0) chunks.push(Buffer.concat(current, size));
+  return chunks;
+}
+
+async function zlibOneStream(chunks: Buffer[]): Promise<{ seconds: number; out: number }> {
+  const t = performance.now();
+  const z = createGzip({ level: LEVEL });
+  let out = 0;
+  z.on('data', (d: Buffer) => (out += d.length));
+  const done = new Promise((resolve) => z.on('end', resolve));
+  for (const chunk of chunks) if (!z.write(chunk)) await new Promise((r) => z.once('drain', r));
+  z.end();
+  await done;
+  return { seconds: (performance.now() - t) / 1000, out };
+}
+
+async function zlibParallelChunks(chunks: Buffer[]): Promise<{ seconds: number; out: number }> {
+  const t = performance.now();
+  const parts = await Promise.all(chunks.map((c) => gzipAsync(c, { level: LEVEL })));
+  return { seconds: (performance.now() - t) / 1000, out: parts.reduce((s, p) => s + p.length, 0) };
+}
+
+/** Stands in for Kinesis: 4 shards, reads of 500 records, the same budget and segments as the real source. */
+class MemorySource implements Source {
+  private stopped = false;
+  constructor(
+    private readonly pool: Buffer[],
+    private readonly checkpointer: Checkpointer,
+    private readonly budget: ByteBudget,
+  ) {}
+  async run(sink: RecordSink): Promise<void> {
+    const shards: ShardProgress[] = [0, 1, 2, 3].map((i) => this.checkpointer.progressFor(`shardId-${i}`));
+    const records = recordsOfRun(this.pool);
+    let sequence = 0;
+    for (let read = 0; !this.stopped; read++) {
+      await this.budget.whenAvailable();
+      const shard = shards[read % shards.length]!;
+      const batch: SourceRecord[] = [];
+      let bytes = 0;
+      const arrival = Date.now();
+      for (let n = 0; n < 500; n++) {
+        const next = records.next();
+        if (next.done) break;
+        bytes += next.value.length;
+        batch.push({ data: next.value, partitionKey: 'k', shardId: shard.shardId, sequenceNumber: String(++sequence), subSequenceNumber: 0, approximateArrivalTimestamp: arrival, segment: undefined! });
+      }
+      if (batch.length === 0) break;
+      const segment = shard.open(String(sequence), batch.length, bytes);
+      for (const r of batch) (r as { segment: typeof segment }).segment = segment;
+      this.budget.take(bytes);
+      sink.accept(batch);
+      if (read % 8 === 0) await new Promise((r) => setImmediate(r)); // let zlib callbacks and deliveries run
+    }
+  }
+  stop(): void {
+    this.stopped = true;
+  }
+}
+
+class NullDestination implements Destination {
+  bytes = 0;
+  async deliver(batch: EncodedBatch) {
+    this.bytes += batch.encodedBytes;
+    return { location: 'null' };
+  }
+  async close() {}
+}
+
+const memoryStore: CheckpointStore = { load: async () => new Map(), save: async () => undefined };
+
+async function runEngine(pool: Buffer[]): Promise<{ seconds: number; out: number; objects: number; peakRss: number }> {
+  let s3: Awaited<ReturnType<typeof startS3rver>> | undefined;
+  let destination: Destination;
+  const nullSink = new NullDestination();
+  if (values.s3) {
+    s3 = await startS3rver(['bench']);
+    process.env.AWS_ACCESS_KEY_ID = LOCAL_CREDENTIALS.accessKeyId;
+    process.env.AWS_SECRET_ACCESS_KEY = LOCAL_CREDENTIALS.secretAccessKey;
+    destination = new S3Destination(s3DestinationSchema.parse({ bucket: 'bench', endpoint: s3.endpoint, compressionFormat: 'GZIP' }), {
+      deliveryStreamName: 'bench',
+      log: silentLogger,
+    });
+  } else destination = nullSink;
+
+  const budget = new ByteBudget(2 * bufferBytes);
+  const checkpointer = new Checkpointer('bench', memoryStore, new Map(), budget, silentLogger);
+  const source = new MemorySource(pool, checkpointer, budget);
+  let out = 0;
+  const stream = new DeliveryStream({
+    name: 'bench',
+    source,
+    destination,
+    bufferSettings: { sizeBytes: bufferBytes, intervalMs: 900_000, compression: 'GZIP', appendNewlineDelimiter: false },
+    checkpointer,
+    clock: systemClock,
+    log: silentLogger,
+    onDelivered: (e) => (out += e.encodedBytes),
+  });
+  let peakRss = process.memoryUsage.rss();
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 20);
+  const t = performance.now();
+  await stream.start(60_000); // resolves when the source ran out
+  await stream.stop(600_000); // seals the last buffer and waits for its delivery
+  const seconds = (performance.now() - t) / 1000;
+  clearInterval(sampler);
+  peakRss = Math.max(peakRss, process.memoryUsage.rss());
+  await s3?.stop();
+  return { seconds, out, objects: stream.stats.objectsDelivered, peakRss };
+}
+
+async function main() {
+  const pool = loadPool();
+  const poolBytes = pool.reduce((s, r) => s + r.length, 0);
+  // The engine runs first, so its peak RSS holds only the input pool and what the engine keeps.
+  const rssBefore = process.memoryUsage.rss();
+  const engine = await runEngine(pool);
+  const chunks = chunksOfRun(pool);
+  const inputBytes = chunks.reduce((s, c) => s + c.length, 0);
+  const mibs = (seconds: number) => inputBytes / MiB / seconds;
+  const one = await zlibOneStream(chunks);
+  const parallel = await zlibParallelChunks(chunks);
+
+  const result = {
+    input: values.input ?? 'generated ~1 KB JSON log records',
+    inputMiB: +(inputBytes / MiB).toFixed(1),
+    records: Math.round((inputBytes / poolBytes) * pool.length),
+    gzipLevel: LEVEL,
+    bufferMiB: bufferBytes / MiB,
+    sink: values.s3 ? 's3rver' : 'null',
+    zlibOneStreamMiBs: +mibs(one.seconds).toFixed(1),
+    zlibParallelChunksMiBs: +mibs(parallel.seconds).toFixed(1),
+    engineMiBs: +mibs(engine.seconds).toFixed(1),
+    engineVsOneStream: +(one.seconds / engine.seconds).toFixed(2),
+    engineVsParallelChunks: +(parallel.seconds / engine.seconds).toFixed(2),
+    compressionRatioZlib: +(inputBytes / one.out).toFixed(2),
+    compressionRatioEngine: +(inputBytes / engine.out).toFixed(2),
+    objects: engine.objects,
+    rssBeforeEngineMiB: Math.round(rssBefore / MiB),
+    peakRssMiB: Math.round(engine.peakRss / MiB),
+    inputPoolMiB: Math.round(poolBytes / MiB),
+  };
+  if (values.json) {
+    process.stdout.write(JSON.stringify(result) + '\n');
+    return;
+  }
+  const lines = [
+    `input      ${result.inputMiB} MiB, ${result.records} records (${result.input}; distinct pool ${result.inputPoolMiB} MiB, cycled)`,
+    `settings   gzip level ${LEVEL}, buffer ${result.bufferMiB} MiB, sink ${result.sink}, ${(await import('node:os')).cpus().length} cores`,
+    `node:zlib  one gzip stream (one core)          ${result.zlibOneStreamMiBs} MiB/s   ratio ${result.compressionRatioZlib}×`,
+    `node:zlib  4 MiB chunks in parallel (ceiling)  ${result.zlibParallelChunksMiBs} MiB/s`,
+    `engine     source → buffer → gzip → sink       ${result.engineMiBs} MiB/s   ratio ${result.compressionRatioEngine}×, ${result.objects} objects`,
+    `ratio      engine / one-stream zlib = ${result.engineVsOneStream}×,  engine / parallel-chunk zlib = ${result.engineVsParallelChunks}×`,
+    `memory     peak RSS ${result.peakRssMiB} MiB (${result.rssBeforeEngineMiB} MiB before the engine ran, holding the input pool)`,
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+main().catch((err) => {
+  process.stderr.write(`${(err as Error).stack}\n`);
+  process.exit(1);
+});
