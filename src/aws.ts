@@ -1,14 +1,14 @@
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 
 /**
- * Settings every AWS client gets when it talks to a custom endpoint (kinesalite, LocalStack,
- * s3rver, MinIO). Emulators speak HTTP/1.1 — the newest Kinesis client's HTTP/2 default fails
- * against them — and S3-compatible stores vary in the checksums they understand.
+ * HTTP settings every AWS client here gets. A request timeout always — a dead connection must not
+ * hang a shard reader or a delivery forever — and HTTP/1.1: emulators (kinesalite, LocalStack)
+ * do not speak the HTTP/2 the newest Kinesis client would otherwise use, and nothing this service
+ * calls needs it.
  */
-export function customEndpointDefaults(endpoint: string | undefined, requestTimeoutMs: number) {
-  if (!endpoint) return {};
+export function httpSettings(endpoint: string | undefined, requestTimeoutMs: number) {
   return {
-    endpoint,
+    ...(endpoint ? { endpoint } : {}),
     requestHandler: new NodeHttpHandler({ requestTimeout: requestTimeoutMs, connectionTimeout: 5_000 }),
   };
 }

@@ -69,18 +69,22 @@ export async function startService(config: ServiceConfig, options: ServiceOption
     byteBudgetMiB: Math.round(budget.limit / MiB),
   });
 
+  let stopped: Promise<boolean> | undefined;
   return {
     streams,
     sources,
     budget,
-    async stop() {
-      stopping.abort();
-      const results = await Promise.all(streams.map((s) => s.stop(config.runtime.shutdownTimeoutInSeconds * 1000)));
-      await Promise.all(sources.map((s) => s.close()));
-      redis.disconnect();
-      const clean = results.every(Boolean);
-      log.info('stopped', { clean });
-      return clean;
+    stop() {
+      stopped ??= (async () => {
+        stopping.abort();
+        const results = await Promise.all(streams.map((s) => s.stop(config.runtime.shutdownTimeoutInSeconds * 1000)));
+        await Promise.all(sources.map((s) => s.close()));
+        redis.disconnect();
+        const clean = results.every(Boolean);
+        log.info('stopped', { clean });
+        return clean;
+      })();
+      return stopped;
     },
   };
 }

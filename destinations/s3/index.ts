@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { customEndpointDefaults } from '../../src/aws.js';
+import { httpSettings } from '../../src/aws.js';
 import type { Destination, DestinationContext, DestinationPlugin, EncodedBatch } from '../../src/destination.js';
 import { s3DestinationSchema, type S3DestinationConfig } from './config.js';
 import { objectKey } from './keys.js';
@@ -16,7 +16,7 @@ export function createS3Client(config: S3DestinationConfig): S3Client {
     forcePathStyle: config.forcePathStyle ?? custom,
     requestChecksumCalculation: checksums,
     responseChecksumValidation: checksums,
-    ...customEndpointDefaults(config.endpoint, 120_000),
+    ...httpSettings(config.endpoint, 300_000),
   });
 }
 

@@ -32,8 +32,8 @@ export interface RedisServer {
   readonly port: number;
   /** Stops it (SIGTERM; with AOF the data is kept). */
   stop(): Promise<void>;
-  /** Starts it again on the same port and directory. */
-  restart(): Promise<void>;
+  /** Stops it, waits, and starts it again on the same port and directory. */
+  restart(downForMs?: number): Promise<void>;
 }
 
 export async function startRedis(options: { appendOnly?: boolean } = {}): Promise<RedisServer> {
@@ -75,8 +75,9 @@ export async function startRedis(options: { appendOnly?: boolean } = {}): Promis
       await stopChild();
       await rm(dir, { recursive: true, force: true }).catch(() => undefined);
     },
-    async restart() {
+    async restart(downForMs = 0) {
       await stopChild();
+      await new Promise((resolve) => setTimeout(resolve, downForMs));
       child = await spawnRedis(port, dir, options.appendOnly ?? false);
     },
   };

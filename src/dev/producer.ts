@@ -1,5 +1,5 @@
 import { CreateStreamCommand, DescribeStreamSummaryCommand, KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
-import { customEndpointDefaults } from '../aws.js';
+import { httpSettings } from '../aws.js';
 import { sleep } from '../clock.js';
 import { sampleLogRecord } from './sample-records.js';
 
@@ -7,7 +7,7 @@ export function localKinesisClient(endpoint: string): KinesisClient {
   return new KinesisClient({
     region: 'us-east-1',
     credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    ...customEndpointDefaults(endpoint, 30_000),
+    ...httpSettings(endpoint, 30_000),
   });
 }
 

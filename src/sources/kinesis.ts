@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/client-kinesis';
 import { setMaxListeners } from 'node:events';
 import type { Segment, ShardProgress } from '../ack.js';
-import { awsErrorName, customEndpointDefaults } from '../aws.js';
+import { awsErrorName, httpSettings } from '../aws.js';
 import type { ByteBudget } from '../budget.js';
 import type { Checkpointer } from '../checkpoints.js';
 import { sleep } from '../clock.js';
@@ -18,8 +18,11 @@ import type { Logger } from '../log.js';
 import type { RecordSink, Source, SourceRecord } from '../records.js';
 import { deaggregate, isAggregated } from './kpl.js';
 
-/** Kinesis allows 5 GetRecords calls per second per shard. */
-const MIN_MS_BETWEEN_READS = 200;
+/**
+ * Kinesis allows 5 GetRecords calls per second per shard, counted where they arrive. Spacing calls
+ * exactly 200 ms apart lets network jitter put six in one second; 210 ms leaves 50 ms of slack.
+ */
+const MIN_MS_BETWEEN_READS = 210;
 const THROTTLED = new Set([
   'ProvisionedThroughputExceededException',
   'LimitExceededException',
@@ -39,8 +42,14 @@ export interface KinesisSourceContext {
 }
 
 export function createKinesisClient(config: KinesisSourceConfig): KinesisClient {
-  // GetShardIterator can hang on emulators (AT_TIMESTAMP past a shard's end): always time out.
-  return new KinesisClient({ region: config.region, ...customEndpointDefaults(config.endpoint, 30_000) });
+  return new KinesisClient({
+    region: config.region,
+    // The shard readers own retries: the SDK's own would retry a throttled GetRecords within
+    // ~100 ms, past the 5 calls/s/shard limit and around the readers' backoff.
+    maxAttempts: 1,
+    // GetShardIterator can hang on emulators (AT_TIMESTAMP past a shard's end): always time out.
+    ...httpSettings(config.endpoint, 30_000),
+  });
 }
 
 /**
@@ -54,6 +63,8 @@ export class KinesisSource implements Source {
   private readonly stopping = new AbortController();
   private readonly readers = new Map<string, Promise<void>>();
   private readonly known = new Map<string, Shard>();
+  /** The last sequence number read per shard, so a reader restarted after an error resumes there. */
+  private readonly lastRead = new Map<string, string>();
   private initialShards: Set<string> | undefined;
   private readonly firstStart: boolean;
 
@@ -79,7 +90,14 @@ export class KinesisSource implements Source {
         await this.discoverShards(sink);
       } catch (err) {
         if (signal.aborted) break;
-        this.context.log.warn('listing shards failed; will retry', { stream: this.config.streamName, error: err });
+        if (awsErrorName(err) === 'ResourceNotFoundException') {
+          this.context.log.error(`Kinesis stream ${JSON.stringify(this.config.streamName)} not found; will look again`, {
+            region: this.config.region,
+            endpoint: this.config.endpoint,
+          });
+        } else {
+          this.context.log.warn('listing shards failed; will retry', { stream: this.config.streamName, error: err });
+        }
       }
       await sleep(this.config.shardDiscoveryIntervalInSeconds * 1000, signal);
     }
@@ -114,7 +132,7 @@ export class KinesisSource implements Source {
     if (!this.initialShards) this.initialShards = new Set(shards.map((s) => s.ShardId!));
     for (const shard of shards) {
       const id = shard.ShardId!;
-      if (this.readers.has(id) || this.context.checkpointer.isShardComplete(id)) continue;
+      if (this.readers.has(id) || this.context.checkpointer.isShardReadToEnd(id)) continue;
       const start = this.startingPoint(shard);
       if (start === 'skip') {
         this.context.checkpointer.progressFor(id).markReadToEnd();
@@ -131,6 +149,8 @@ export class KinesisSource implements Source {
 
   private startingPoint(shard: Shard): StartingPoint | 'skip' {
     const id = shard.ShardId!;
+    const resume = this.lastRead.get(id);
+    if (resume) return { type: 'AFTER_SEQUENCE_NUMBER', sequenceNumber: resume };
     const checkpoint = this.context.checkpointer.storedCheckpoint(id);
     if (checkpoint) return { type: 'AFTER_SEQUENCE_NUMBER', sequenceNumber: checkpoint };
     if (!this.firstStart || !this.initialShards?.has(id)) return { type: 'TRIM_HORIZON' };
@@ -169,7 +189,7 @@ export class KinesisSource implements Source {
     if (signal.aborted) return;
     const progress = checkpointer.progressFor(shardId);
     let iterator = await this.shardIterator(shardId, start);
-    let lastRead: string | undefined;
+    let lastRead = this.lastRead.get(shardId);
     let lastCall = 0;
     let failures = 0;
 
@@ -206,6 +226,7 @@ export class KinesisSource implements Source {
       if (records.length > 0) {
         const { batch, segment } = toSourceRecords(records, shardId, progress, log);
         lastRead = records[records.length - 1]!.SequenceNumber!;
+        this.lastRead.set(shardId, lastRead);
         budget.take(segment.bytes);
         if (batch.length > 0) sink.accept(batch);
       }

@@ -38,6 +38,7 @@ export async function startPeers(buckets: string[], options: { redisAppendOnly?:
   const kinesisClient = localKinesisClient(kinesis.endpoint);
   const s3Client = createS3Client(s3DestinationSchema.parse({ bucket: buckets[0], endpoint: s3.endpoint }));
   const redisClient = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+  redisClient.on('error', () => undefined); // tests that restart Redis expect refused connections
   return {
     redis,
     kinesis,

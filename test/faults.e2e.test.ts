@@ -1,0 +1,130 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createS3Client } from '../destinations/s3/index.js';
+import { s3DestinationSchema } from '../destinations/s3/config.js';
+import { parseConfig } from '../src/config.js';
+import { startS3rver } from '../src/dev/peers.js';
+import { createLogger, silentLogger } from '../src/log.js';
+import { startService } from '../src/service.js';
+import { startKinesisProxy } from './helpers/kinesis-proxy.js';
+import {
+  SequenceTracker,
+  checkpoints,
+  createStream,
+  framedRecord,
+  multiset,
+  putAll,
+  readObjects,
+  serviceYaml,
+  splitFramed,
+  startPeers,
+  waitFor,
+  type Peers,
+} from './helpers/harness.js';
+
+const BUCKET = 'faults';
+
+function records(tag: string, count: number, size = 200): Buffer[] {
+  return Array.from({ length: count }, (_, i) => framedRecord(Buffer.from(`${tag} ${i} ${'.'.repeat(size)}`)));
+}
+
+describe('faults: throttling, S3 outage, Redis restart', () => {
+  let peers: Peers;
+  beforeAll(async () => {
+    peers = await startPeers([BUCKET], { redisAppendOnly: true });
+  });
+  afterAll(async () => {
+    await peers?.stop();
+  });
+
+  it('backs off on ProvisionedThroughputExceeded, renews expired iterators, and stays within 5 GetRecords/s per shard', async () => {
+    await createStream(peers.kinesisClient, 'throttled', 2);
+    const proxy = await startKinesisProxy(peers.kinesis.endpoint, { throttleEvery: 3, expireEvery: 7 });
+    const yaml = serviceYaml({ ...peers, kinesis: { ...peers.kinesis, endpoint: proxy.endpoint } }, [
+      { deliveryStreamName: 'throttled', streamName: 'throttled', bucket: BUCKET },
+    ]).replace('idleTimeBetweenReadsInMillis: 200', 'idleTimeBetweenReadsInMillis: 200\n      readLimit: 100');
+    const service = await startService(parseConfig(yaml), { log: silentLogger });
+    try {
+      const input = records('throttled', 3_000);
+      await putAll(peers.kinesisClient, 'throttled', input.map((data, i) => ({ data, partitionKey: `p${i}` })));
+      await waitFor(() => service.streams[0]!.stats.recordsRead === 3_000, 60_000, 'every record read through the faults');
+      expect(await service.stop()).toBe(true);
+      const delivered = (await readObjects(peers.s3Client, BUCKET, 'throttled/')).flatMap((o) => splitFramed(o.body));
+      expect(multiset(delivered)).toEqual(multiset(input));
+      const stats = await proxy.stats();
+      expect(stats.injected.ProvisionedThroughputExceededException).toBeGreaterThan(3);
+      expect(stats.injected.ExpiredIteratorException).toBeGreaterThan(1);
+      expect(stats.busiestSecond).toBeLessThanOrEqual(2 * 5); // 2 shards × 5 GetRecords/s
+    } finally {
+      await service.stop();
+      await proxy.stop();
+    }
+  });
+
+  it('pauses reading at the byte budget while S3 is down, then delivers everything once it is back', async () => {
+    await createStream(peers.kinesisClient, 'outage', 2);
+    const s3 = await startS3rver([BUCKET]);
+    const port = Number(new URL(s3.endpoint).port);
+    const yaml = serviceYaml({ ...peers, s3 }, [{ deliveryStreamName: 'outage', streamName: 'outage', bucket: BUCKET, sizeInMBs: 1 }])
+      .replace('idleTimeBetweenReadsInMillis: 200', 'idleTimeBetweenReadsInMillis: 200\n      readLimit: 100');
+    const service = await startService(parseConfig(yaml), { log: silentLogger });
+    const stream = service.streams[0]!;
+    let restarted: Awaited<ReturnType<typeof startS3rver>> | undefined;
+    try {
+      await s3.stop();
+      const input = records('outage', 12_000, 1_000); // ≈ 12 MB against a 2 MiB budget
+      await putAll(peers.kinesisClient, 'outage', input.map((data, i) => ({ data, partitionKey: `p${i}` })));
+      await waitFor(() => service.budget.exhausted, 30_000, 'the budget to fill');
+      await new Promise((r) => setTimeout(r, 3_000));
+      // Nothing was delivered, so nothing came back: reading stopped at the budget plus at most one
+      // read (readLimit 100 records) per shard.
+      expect(stream.stats.objectsDelivered).toBe(0);
+      expect(stream.stats.bytesRead).toBeLessThanOrEqual(service.budget.limit + 2 * 100 * 1_020);
+      expect(stream.stats.recordsRead).toBeLessThan(4_000);
+      expect(stream.stats.deliveryAttemptsFailed).toBeGreaterThan(0);
+
+      restarted = await startS3rver([BUCKET], { port, directory: s3.directory });
+      await waitFor(() => stream.stats.recordsRead === 12_000, 120_000, 'reading to resume and finish');
+      expect(await service.stop()).toBe(true);
+      const client = createS3Client(s3DestinationSchema.parse({ bucket: BUCKET, endpoint: restarted.endpoint }));
+      const delivered = (await readObjects(client, BUCKET, 'outage/')).flatMap((o) => splitFramed(o.body));
+      client.destroy();
+      expect(multiset(delivered)).toEqual(multiset(input));
+    } finally {
+      await service.stop();
+      await restarted?.stop();
+    }
+  });
+
+  it('keeps delivering while Redis restarts, and writes the checkpoints once it is back', async () => {
+    await createStream(peers.kinesisClient, 'redisless', 2);
+    const config = parseConfig(serviceYaml(peers, [{ deliveryStreamName: 'redisless', streamName: 'redisless', bucket: BUCKET, sizeInMBs: 1 }]));
+    const warnings: string[] = [];
+    const service = await startService(config, { log: createLogger('warn', {}, (line) => warnings.push(line)) });
+    const stream = service.streams[0]!;
+    const sequences = new SequenceTracker();
+    const put = async (input: Buffer[]) =>
+      (await putAll(peers.kinesisClient, 'redisless', input.map((data, i) => ({ data, partitionKey: `p${i}` })))).forEach((r) =>
+        sequences.note(r.shardId, r.sequenceNumber),
+      );
+    try {
+      const first = records('before', 3_000, 1_000);
+      await put(first);
+      await waitFor(async () => Object.keys(await checkpoints(peers.redisClient, 'redisless')).length === 2, 30_000, 'first checkpoints');
+
+      // Redis goes away for 3 s (SIGTERM; AOF on) while records keep flowing and being delivered.
+      const restarting = peers.redis.restart(3_000);
+      const second = records('during', 3_000, 1_000);
+      await put(second);
+      await restarting;
+      // Writes were attempted while Redis was away, failed, and were kept for later.
+      expect(warnings.some((w) => w.includes('checkpoint write failed; will retry'))).toBe(true);
+      await waitFor(() => stream.stats.recordsRead === 6_000, 60_000, 'every record read');
+      expect(await service.stop()).toBe(true);
+      expect(await checkpoints(peers.redisClient, 'redisless')).toEqual(Object.fromEntries(sequences.lastByShard));
+      const delivered = (await readObjects(peers.s3Client, BUCKET, 'redisless/')).flatMap((o) => splitFramed(o.body));
+      expect(multiset(delivered)).toEqual(multiset([...first, ...second]));
+    } finally {
+      await service.stop();
+    }
+  });
+});
