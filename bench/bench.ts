@@ -153,7 +153,11 @@ class NullDestination implements Destination {
   async close() {}
 }
 
-const memoryStore: CheckpointStore = { load: async () => new Map(), save: async () => undefined };
+const memoryStore: CheckpointStore = {
+  load: async () => new Map(),
+  claimOrigin: async (_name, now) => ({ startedAt: now, firstStart: true }),
+  save: async () => undefined,
+};
 
 async function runEngine(pool: Buffer[]): Promise<{ seconds: number; out: number; objects: number; peakRss: number }> {
   let s3: Awaited<ReturnType<typeof startS3rver>> | undefined;
@@ -170,7 +174,7 @@ async function runEngine(pool: Buffer[]): Promise<{ seconds: number; out: number
   } else destination = nullSink;
 
   const budget = new ByteBudget(2 * bufferBytes);
-  const checkpointer = new Checkpointer('bench', memoryStore, new Map(), budget, silentLogger);
+  const checkpointer = new Checkpointer('bench', memoryStore, new Map(), { startedAt: Date.now(), firstStart: true }, budget, silentLogger);
   const source = new MemorySource(pool, checkpointer, budget);
   let out = 0;
   const stream = new DeliveryStream({

@@ -6,8 +6,16 @@ import type { Logger } from './log.js';
 /** Stored in place of a sequence number once a closed shard has been read and acknowledged to its end. */
 export const SHARD_END = 'SHARD_END';
 
+/** When a delivery stream first started, and whether that is now (no earlier run left a trace). */
+export interface Origin {
+  readonly startedAt: number;
+  readonly firstStart: boolean;
+}
+
 export interface CheckpointStore {
   load(deliveryStreamName: string): Promise<Map<string, string>>;
+  /** Records `now` as the delivery stream's first start unless an earlier run did; returns the origin. */
+  claimOrigin(deliveryStreamName: string, now: number): Promise<Origin>;
   /** Moves each shard's checkpoint forward; never backwards, never past SHARD_END. */
   save(deliveryStreamName: string, checkpoints: ReadonlyMap<string, string>): Promise<void>;
 }
@@ -15,6 +23,7 @@ export interface CheckpointStore {
 /** Keys of one delivery stream share a hash tag, so Redis Cluster keeps them on one slot. */
 export const redisKeys = {
   checkpoints: (deliveryStreamName: string) => `{fh:${deliveryStreamName}}:checkpoints`,
+  origin: (deliveryStreamName: string) => `{fh:${deliveryStreamName}}:origin`,
 };
 
 // Kinesis sequence numbers are decimal strings without leading zeros: longer is larger, and equal
@@ -48,6 +57,12 @@ export class RedisCheckpointStore implements CheckpointStore {
     return new Map(Object.entries(all));
   }
 
+  async claimOrigin(deliveryStreamName: string, now: number): Promise<Origin> {
+    const key = redisKeys.origin(deliveryStreamName);
+    if ((await this.redis.set(key, String(now), 'NX')) === 'OK') return { startedAt: now, firstStart: true };
+    return { startedAt: Number(await this.redis.get(key)), firstStart: false };
+  }
+
   async save(deliveryStreamName: string, checkpoints: ReadonlyMap<string, string>): Promise<void> {
     if (checkpoints.size === 0) return;
     const args: string[] = [];
@@ -73,6 +88,7 @@ export class Checkpointer implements ProgressListener {
     private readonly deliveryStreamName: string,
     private readonly store: CheckpointStore,
     private readonly stored: ReadonlyMap<string, string>,
+    readonly origin: Origin,
     private readonly budget: ByteBudget,
     private readonly log: Logger,
   ) {}
@@ -80,10 +96,6 @@ export class Checkpointer implements ProgressListener {
   /** The checkpoint found in the store when the delivery stream started. */
   storedCheckpoint(shardId: string): string | undefined {
     return this.stored.get(shardId);
-  }
-
-  get hasStoredCheckpoints(): boolean {
-    return this.stored.size > 0;
   }
 
   isShardComplete(shardId: string): boolean {

@@ -44,8 +44,8 @@ export async function startService(config: ServiceConfig, options: ServiceOption
   for (const streamConfig of config.deliveryStreams) {
     const name = streamConfig.deliveryStreamName;
     const streamLog = log.child({ deliveryStream: name });
-    const stored = await loadCheckpoints(store, name, streamLog, stopping.signal);
-    const checkpointer = new Checkpointer(name, store, stored, budget, streamLog);
+    const { stored, origin } = await loadCheckpoints(store, name, clock, streamLog, stopping.signal);
+    const checkpointer = new Checkpointer(name, store, stored, origin, budget, streamLog);
     const source = new KinesisSource(streamConfig.kinesisStreamSource, { checkpointer, budget, log: streamLog });
     const { plugin, config: destinationConfig } = streamConfig.destination;
     const stream = new DeliveryStream({
@@ -90,10 +90,12 @@ export async function startService(config: ServiceConfig, options: ServiceOption
 }
 
 /** Waits for Redis rather than starting without checkpoints (which would re-read from the starting position). */
-async function loadCheckpoints(store: CheckpointStore, name: string, log: Logger, signal: AbortSignal) {
+async function loadCheckpoints(store: CheckpointStore, name: string, clock: Clock, log: Logger, signal: AbortSignal) {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await store.load(name);
+      const stored = await store.load(name);
+      const origin = await store.claimOrigin(name, clock.now());
+      return { stored, origin };
     } catch (err) {
       if (signal.aborted) throw err;
       log.warn('cannot read checkpoints from Redis yet; retrying', { attempt, error: err });

@@ -84,4 +84,37 @@ describe('a hard kill mid-run loses nothing', () => {
     expect(delivered.length).toBeGreaterThanOrEqual(payloads.length);
     expect(await checkpoints(peers.redisClient, 'crashy')).toEqual(Object.fromEntries(sequences.lastByShard));
   });
+
+  it('LATEST: a kill before the first checkpoint write does not skip what was read, and nothing older is read', async () => {
+    await createStream(peers.kinesisClient, 'fresh', 1);
+    const configPath = join(await mkdtemp(join(tmpdir(), 'firehose-latest-')), 'streams.yaml');
+    await writeFile(
+      configPath,
+      serviceYaml(peers, [{ deliveryStreamName: 'fresh', streamName: 'fresh', bucket: BUCKET, startingPosition: 'LATEST' }])
+        // No checkpoint is written before the kill.
+        .replace('checkpointIntervalInMillis: 200', 'checkpointIntervalInMillis: 60000'),
+    );
+    const old = Array.from({ length: 20 }, (_, i) => framedRecord(Buffer.from(`before the first start ${i}`)));
+    await putAll(peers.kinesisClient, 'fresh', old.map((data) => ({ data, partitionKey: 'k' })));
+
+    running = firehose(['run', '--config', configPath], { FIREHOSE_LOG_LEVEL: 'info' });
+    await waitFor(() => running!.stderr().includes('"from":"LATEST"'), 20_000, 'the reader at LATEST');
+    await new Promise((r) => setTimeout(r, 1_500));
+    const fresh = Array.from({ length: 50 }, (_, i) => framedRecord(Buffer.from(`after the first start ${i}`)));
+    await putAll(peers.kinesisClient, 'fresh', fresh.map((data) => ({ data, partitionKey: 'k' })));
+    await new Promise((r) => setTimeout(r, 1_500)); // read and buffered, not yet delivered
+    running.child.kill('SIGKILL');
+    await running.exited;
+    expect(await checkpoints(peers.redisClient, 'fresh')).toEqual({});
+
+    running = firehose(['run', '--config', configPath], { FIREHOSE_LOG_LEVEL: 'info' });
+    await waitFor(() => running!.stderr().includes('"from":"AT_TIMESTAMP"'), 20_000, 'the reader at the first start');
+    await new Promise((r) => setTimeout(r, 2_000));
+    running.child.kill('SIGTERM');
+    expect((await running.exited).code).toBe(0);
+    running = undefined;
+
+    const delivered = (await readObjects(peers.s3Client, BUCKET, 'fresh/')).flatMap((o) => splitFramed(o.body));
+    expect(multiset(delivered)).toEqual(multiset(fresh));
+  });
 });

@@ -111,6 +111,27 @@ describe('Kinesis → buffer → GZIP → S3 with Redis checkpoints', () => {
     expect(await readObjects(peers.s3Client, BUCKET, 'mixed/')).toHaveLength(objects.length);
   });
 
+  it('uploads objects larger than the part size in parts, byte-for-byte', async () => {
+    await createStream(peers.kinesisClient, 'large', 2);
+    const yaml = serviceYaml(peers, [
+      { deliveryStreamName: 'large', streamName: 'large', bucket: BUCKET, sizeInMBs: 12, compressionFormat: 'UNCOMPRESSED' },
+    ]).replace('compressionFormat: UNCOMPRESSED', 'compressionFormat: UNCOMPRESSED\n      multipartPartSizeInMBs: 5');
+    const service = await startService(parseConfig(yaml), { log: silentLogger });
+    try {
+      // ~14 MiB of incompressible records: one 12 MiB object in three parts, then the rest at shutdown.
+      const payloads = Array.from({ length: 140 }, () => framedRecord(randomBytes(100 * 1024)));
+      await putAll(peers.kinesisClient, 'large', payloads.map((data, i) => ({ data, partitionKey: `k${i}` })));
+      await waitFor(() => service.streams[0]!.stats.objectsDelivered === 1, 60_000, 'the size-triggered object');
+      await waitFor(() => service.streams[0]!.stats.recordsRead === 140, 60_000, 'every record read');
+      expect(await service.stop()).toBe(true);
+      const objects = await readObjects(peers.s3Client, BUCKET, 'large/');
+      expect(Math.max(...objects.map((o) => o.body.length))).toBeGreaterThan(10 * MiB);
+      expect(multiset(objects.flatMap((o) => splitFramed(o.body)))).toEqual(multiset(payloads));
+    } finally {
+      await service.stop();
+    }
+  });
+
   it('flushes on the interval when the size is not reached: not at 59.999 s, at 60 s', async () => {
     await createStream(peers.kinesisClient, 'slow', 1);
     const clock = new ManualClock(Date.now());

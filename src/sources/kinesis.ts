@@ -65,8 +65,6 @@ export class KinesisSource implements Source {
   private readonly known = new Map<string, Shard>();
   /** The last sequence number read per shard, so a reader restarted after an error resumes there. */
   private readonly lastRead = new Map<string, string>();
-  private initialShards: Set<string> | undefined;
-  private readonly firstStart: boolean;
 
   constructor(
     private readonly config: KinesisSourceConfig,
@@ -76,7 +74,6 @@ export class KinesisSource implements Source {
     this.client = client ?? createKinesisClient(config);
     // Every shard reader's sleeps and SDK calls listen on this one signal.
     setMaxListeners(0, this.stopping.signal);
-    this.firstStart = !context.checkpointer.hasStoredCheckpoints;
   }
 
   get activeShards(): string[] {
@@ -129,7 +126,6 @@ export class KinesisSource implements Source {
   private async discoverShards(sink: RecordSink): Promise<void> {
     const shards = await this.listShards();
     for (const shard of shards) this.known.set(shard.ShardId!, shard);
-    if (!this.initialShards) this.initialShards = new Set(shards.map((s) => s.ShardId!));
     for (const shard of shards) {
       const id = shard.ShardId!;
       if (this.readers.has(id) || this.context.checkpointer.isShardReadToEnd(id)) continue;
@@ -147,21 +143,31 @@ export class KinesisSource implements Source {
     }
   }
 
+  /**
+   * Where a shard's reading starts: after its checkpoint; at its start when it was born of a
+   * resharding we know of; else at the configured starting position. LATEST only holds on the
+   * delivery stream's first start: a later start that finds a shard without a checkpoint (a crash
+   * before the first checkpoint write, say) reads AT_TIMESTAMP of that first start, so nothing
+   * read then and lost in the crash is skipped.
+   */
   private startingPoint(shard: Shard): StartingPoint | 'skip' {
     const id = shard.ShardId!;
     const resume = this.lastRead.get(id);
     if (resume) return { type: 'AFTER_SEQUENCE_NUMBER', sequenceNumber: resume };
-    const checkpoint = this.context.checkpointer.storedCheckpoint(id);
+    const { checkpointer } = this.context;
+    const checkpoint = checkpointer.storedCheckpoint(id);
     if (checkpoint) return { type: 'AFTER_SEQUENCE_NUMBER', sequenceNumber: checkpoint };
-    if (!this.firstStart || !this.initialShards?.has(id)) return { type: 'TRIM_HORIZON' };
+    const parents = [shard.ParentShardId, shard.AdjacentParentShardId].filter((p): p is string => !!p);
+    if (parents.some((p) => this.known.has(p) || checkpointer.storedCheckpoint(p) !== undefined)) return { type: 'TRIM_HORIZON' };
     switch (this.config.startingPosition) {
-      case 'LATEST':
-        // Only open shards have a "latest"; a closed one holds nothing newer.
-        return shard.SequenceNumberRange?.EndingSequenceNumber ? 'skip' : { type: 'LATEST' };
-      case 'AT_TIMESTAMP':
-        return { type: 'AT_TIMESTAMP', timestamp: new Date(this.config.startingTimestamp!) };
       case 'TRIM_HORIZON':
         return { type: 'TRIM_HORIZON' };
+      case 'AT_TIMESTAMP':
+        return { type: 'AT_TIMESTAMP', timestamp: new Date(this.config.startingTimestamp!) };
+      case 'LATEST':
+        if (!checkpointer.origin.firstStart) return { type: 'AT_TIMESTAMP', timestamp: new Date(checkpointer.origin.startedAt) };
+        // Only open shards have a "latest"; a closed one holds nothing newer.
+        return shard.SequenceNumberRange?.EndingSequenceNumber ? 'skip' : { type: 'LATEST' };
     }
   }
 
