@@ -1,11 +1,11 @@
 import { setMaxListeners } from 'node:events';
+import { backoff } from './backoff.js';
 import { RecordBuffer, type FlushReason, type SealedBatch } from './buffer.js';
 import type { Checkpointer } from './checkpoints.js';
 import { sleep, type Clock } from './clock.js';
-import type { BufferSettings, Destination, EncodedBatch } from './destination.js';
+import type { BufferSettings, DeliveryReceipt, Destination, EncodedBatch } from './destination.js';
 import type { Logger } from './log.js';
 import type { RecordSink, Source, SourceRecord } from './records.js';
-import { backoff } from './sources/kinesis.js';
 
 export interface DeliveredEvent {
   readonly deliveryStreamName: string;
@@ -140,24 +140,12 @@ export class DeliveryStream implements RecordSink {
       encodedBytes,
       oldestArrivalTimestamp: sealed.oldestArrivalTimestamp,
     };
-    for (let attempt = 1; ; attempt++) {
+    let receipt: DeliveryReceipt | undefined;
+    let attempt = 0;
+    while (!receipt) {
+      attempt++;
       try {
-        const receipt = await destination.deliver(batch, signal);
-        sealed.acks.release();
-        this.stats.recordsDelivered += batch.records;
-        this.stats.bytesDelivered += batch.rawBytes;
-        this.stats.objectsDelivered++;
-        log.debug('delivered', { location: receipt.location, records: batch.records, attempts: attempt });
-        onDelivered?.({
-          deliveryStreamName: this.options.name,
-          location: receipt.location,
-          records: batch.records,
-          rawBytes: batch.rawBytes,
-          encodedBytes,
-          reason: sealed.reason,
-          attempts: attempt,
-        });
-        return;
+        receipt = await destination.deliver(batch, signal);
       } catch (err) {
         if (signal.aborted) {
           this.undelivered++;
@@ -168,6 +156,24 @@ export class DeliveryStream implements RecordSink {
         log.warn('delivery failed; retrying', { batch: batch.id, records: batch.records, attempt, delayMs, error: err });
         await sleep(delayMs, signal);
       }
+    }
+    sealed.acks.release();
+    this.stats.recordsDelivered += batch.records;
+    this.stats.bytesDelivered += batch.rawBytes;
+    this.stats.objectsDelivered++;
+    log.debug('delivered', { location: receipt.location, records: batch.records, attempts: attempt });
+    try {
+      onDelivered?.({
+        deliveryStreamName: this.options.name,
+        location: receipt.location,
+        records: batch.records,
+        rawBytes: batch.rawBytes,
+        encodedBytes,
+        reason: sealed.reason,
+        attempts: attempt,
+      });
+    } catch (err) {
+      log.warn('onDelivered callback failed', { error: err });
     }
   }
 }

@@ -10,6 +10,7 @@ import {
 import { setMaxListeners } from 'node:events';
 import type { Segment, ShardProgress } from '../ack.js';
 import { awsErrorName, httpSettings } from '../aws.js';
+import { backoff } from '../backoff.js';
 import type { ByteBudget } from '../budget.js';
 import type { Checkpointer } from '../checkpoints.js';
 import { sleep } from '../clock.js';
@@ -62,7 +63,8 @@ export class KinesisSource implements Source {
   private readonly client: KinesisClient;
   private readonly stopping = new AbortController();
   private readonly readers = new Map<string, Promise<void>>();
-  private readonly known = new Map<string, Shard>();
+  /** The shards of the latest listing. */
+  private known = new Map<string, Shard>();
   /** The last sequence number read per shard, so a reader restarted after an error resumes there. */
   private readonly lastRead = new Map<string, string>();
 
@@ -125,7 +127,7 @@ export class KinesisSource implements Source {
 
   private async discoverShards(sink: RecordSink): Promise<void> {
     const shards = await this.listShards();
-    for (const shard of shards) this.known.set(shard.ShardId!, shard);
+    this.known = new Map(shards.map((shard) => [shard.ShardId!, shard]));
     for (const shard of shards) {
       const id = shard.ShardId!;
       if (this.readers.has(id) || this.context.checkpointer.isShardReadToEnd(id)) continue;
@@ -242,7 +244,8 @@ export class KinesisSource implements Source {
         progress.markReadToEnd();
         break;
       }
-      if (records.length === 0) await sleep(this.config.idleTimeBetweenReadsInMillis, signal);
+      // Kinesis can answer empty while the shard still has records further on: only idle at the tip.
+      if (records.length === 0 && !(response.MillisBehindLatest! > 0)) await sleep(this.config.idleTimeBetweenReadsInMillis, signal);
     }
   }
 
@@ -268,12 +271,6 @@ export class KinesisSource implements Source {
     }
     return undefined;
   }
-}
-
-/** Exponential backoff with jitter over the upper half, so retries spread without collapsing to zero. */
-export function backoff(attempt: number, baseMs: number, capMs: number): number {
-  const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(attempt - 1, 30));
-  return ceiling / 2 + Math.random() * (ceiling / 2);
 }
 
 type MutableRecord = { -readonly [K in keyof SourceRecord]: SourceRecord[K] };
