@@ -9,6 +9,7 @@ describe('npm start (firehose dev)', () => {
     expect(code).toBe(0);
     const delivered = dev.stdout().match(/^delivered s3:\/\/dev-archive\/demo\/\d{4}\/\d{2}\/\d{2}\/\d{2}\/demo-1-\S+\.gz {2}records=\d+/gm);
     expect(delivered?.length ?? 0).toBeGreaterThanOrEqual(2);
-    expect(dev.stdout()).toMatch(/read (\d+); delivered \1 in \d+ objects; all checkpointed/);
+    // Every record produced was read, and every record read was delivered and checkpointed.
+    expect(dev.stdout()).toMatch(/produced (\d+) records; read \1; delivered \1 in \d+ objects; all checkpointed$/m);
   });
 });

@@ -1,4 +1,5 @@
 import { fileURLToPath } from 'node:url';
+import { sleep } from '../clock.js';
 import { loadConfig } from '../config.js';
 import { createLogger } from '../log.js';
 import { startService } from '../service.js';
@@ -68,10 +69,14 @@ export async function runDevMode(options: DevOptions): Promise<number> {
 
   out('\nstopping: producer, then the pipeline (flush, deliver, checkpoint)…');
   await producer.stop();
-  const clean = await service.stop();
   const stats = service.streams[0]!.stats;
+  // Let the readers catch up with the producer (bounded), so the summary accounts for every record.
+  for (let waited = 0; stats.recordsRead < producer.produced && waited < 5_000; waited += 100) await sleep(100);
+  const clean = await service.stop();
+  const unread = producer.produced - stats.recordsRead;
   out(
-    `produced ${producer.produced} records; read ${stats.recordsRead}; delivered ${stats.recordsDelivered} in ${stats.objectsDelivered} objects; ${clean ? 'all checkpointed' : 'NOT all checkpointed'}`,
+    `produced ${producer.produced} records; read ${stats.recordsRead}; delivered ${stats.recordsDelivered} in ${stats.objectsDelivered} objects; ${clean ? 'all checkpointed' : 'NOT all checkpointed'}` +
+      (unread > 0 ? ` (${unread} not yet read stay in the stream)` : ''),
   );
   kinesisClient.destroy();
   await Promise.all([kinesis.stop(), s3.stop(), redis.stop()]);
