@@ -7,7 +7,7 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   {
     // Plain Node scripts (test helpers that run in their own process).
-    files: ['**/*.mjs'],
+    files: ['**/*.mjs', 'src/**/*.js', 'transforms/**/*.js', 'test/fixtures/**/*.js', 'test/fixtures/**/*.cjs'],
     languageOptions: { globals: { process: 'readonly', Buffer: 'readonly', URL: 'readonly', console: 'readonly' } },
   },
   {

@@ -7,7 +7,13 @@ import type { SourceRecord } from './records.js';
 
 const NEWLINE = Buffer.from('\n');
 
-export type FlushReason = 'size' | 'interval' | 'shutdown';
+export type FlushReason = 'size' | 'interval' | 'shutdown' | 'partition-limit';
+
+/** Where a buffer's objects go: its partition, or the error output of one type. */
+export interface BufferTags {
+  readonly partitionKeys?: Readonly<Record<string, string>>;
+  readonly errorOutputType?: string;
+}
 
 /** A buffer's contents once sealed: the positions it holds and its body, being encoded. */
 export interface SealedBatch {
@@ -19,6 +25,7 @@ export interface SealedBatch {
   readonly oldestArrivalTimestamp: number;
   readonly acks: Acknowledgements;
   readonly body: Promise<Buffer[]>;
+  readonly tags: BufferTags;
 }
 
 /**
@@ -41,6 +48,7 @@ export class RecordBuffer {
     private readonly settings: BufferSettings,
     private readonly clock: Clock,
     private readonly onSeal: (batch: SealedBatch) => void,
+    private readonly tags: BufferTags = {},
   ) {
     this.chunkBytes = Math.min(DEFAULT_CHUNK_BYTES, settings.sizeBytes);
     this.delimiterBytes = settings.appendNewlineDelimiter ? NEWLINE.length : 0;
@@ -67,12 +75,20 @@ export class RecordBuffer {
     if (this.rawBytes >= this.settings.sizeBytes) this.seal('size');
   }
 
+  /** When the first record now buffered arrived (Infinity when empty). */
+  get openedAt(): number {
+    return this.records > 0 ? this.opened : Infinity;
+  }
+
   /** Seals whatever is buffered (shutdown); does nothing when empty. */
   flush(reason: FlushReason = 'shutdown'): void {
     if (this.records > 0) this.seal(reason);
   }
 
+  private opened = 0;
+
   private open(): void {
+    this.opened = this.clock.now();
     this.encoder = new ChunkedEncoder(this.settings.compression, this.chunkBytes);
     this.timer = this.clock.setTimeout(() => this.seal('interval'), this.settings.intervalMs);
   }
@@ -89,6 +105,7 @@ export class RecordBuffer {
       oldestArrivalTimestamp: this.oldestArrival,
       acks: this.acks,
       body: this.encoder!.finish(),
+      tags: this.tags,
     };
     this.encoder = undefined;
     this.acks = new Acknowledgements();
@@ -96,5 +113,59 @@ export class RecordBuffer {
     this.rawBytes = 0;
     this.oldestArrival = Infinity;
     this.onSeal(batch);
+  }
+}
+
+/**
+ * One buffer per partition (or per error-output type), created on first use. The number of
+ * partitions holding records is bounded (Firehose: 500 active partitions): opening one more seals
+ * the longest-open partition first — its records are delivered early, never dropped.
+ */
+export class BufferSet {
+  private readonly buffers = new Map<string, RecordBuffer>();
+
+  constructor(
+    private readonly settings: BufferSettings,
+    private readonly clock: Clock,
+    private readonly maxActive: number,
+    private readonly onSeal: (batch: SealedBatch) => void,
+    private readonly onPartitionLimit: () => void = () => undefined,
+  ) {}
+
+  get active(): number {
+    let n = 0;
+    for (const b of this.buffers.values()) if (b.bufferedRecords > 0) n++;
+    return n;
+  }
+
+  append(key: string, tags: BufferTags, record: SourceRecord): void {
+    let buffer = this.buffers.get(key);
+    if (!buffer) {
+      if (this.buffers.size >= this.maxActive) this.makeRoom();
+      buffer = new RecordBuffer(this.settings, this.clock, this.onSeal, tags);
+      this.buffers.set(key, buffer);
+    }
+    buffer.append(record);
+  }
+
+  flushAll(reason: FlushReason): void {
+    for (const buffer of this.buffers.values()) buffer.flush(reason);
+  }
+
+  private makeRoom(): void {
+    // Forget partitions whose buffers are empty; if all hold records, seal the longest-open one.
+    for (const [key, buffer] of this.buffers) if (buffer.bufferedRecords === 0) this.buffers.delete(key);
+    if (this.buffers.size < this.maxActive) return;
+    let oldestKey: string | undefined;
+    let oldest = Infinity;
+    for (const [key, buffer] of this.buffers) {
+      if (buffer.openedAt < oldest) {
+        oldest = buffer.openedAt;
+        oldestKey = key;
+      }
+    }
+    this.onPartitionLimit();
+    this.buffers.get(oldestKey!)!.flush('partition-limit');
+    this.buffers.delete(oldestKey!);
   }
 }

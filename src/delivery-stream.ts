@@ -1,11 +1,19 @@
 import { setMaxListeners } from 'node:events';
 import { backoff } from './backoff.js';
-import { RecordBuffer, type FlushReason, type SealedBatch } from './buffer.js';
+import { Acknowledgements } from './ack.js';
+import { BufferSet, type FlushReason, type SealedBatch } from './buffer.js';
 import type { Checkpointer } from './checkpoints.js';
 import { sleep, type Clock } from './clock.js';
-import type { BufferSettings, DeliveryReceipt, Destination, EncodedBatch } from './destination.js';
+import type { DeliveryReceipt, Destination, EncodedBatch, PipelineSettings } from './destination.js';
+import { errorOutputLine, type Failure } from './error-output.js';
 import type { Logger } from './log.js';
 import type { RecordSink, Source, SourceRecord } from './records.js';
+import { QueryError } from './partitioning/query.js';
+import type { HandlerPool } from './transform/pool.js';
+import { TransformStage, type TransformIdentity } from './transform/stage.js';
+
+/** Firehose's limit of active partitions per delivery stream. */
+export const MAX_ACTIVE_PARTITIONS = 500;
 
 export interface DeliveredEvent {
   readonly deliveryStreamName: string;
@@ -15,6 +23,7 @@ export interface DeliveredEvent {
   readonly encodedBytes: number;
   readonly reason: FlushReason;
   readonly attempts: number;
+  readonly errorOutputType?: string;
 }
 
 /** Counters named after Firehose's CloudWatch metrics where one exists. */
@@ -28,13 +37,23 @@ export interface DeliveryStreamStats {
   objectsDelivered: number;
   /** Failed delivery attempts (each is retried). */
   deliveryAttemptsFailed: number;
+  /** Records written to the error output (processing-failed, partitioning-failed). */
+  recordsToErrorOutput: number;
+  /** Records a transform dropped on purpose: counted, not delivered. */
+  recordsDropped: number;
+  /** Times a new partition had to wait for an open one to be sealed early (PartitionCountExceeded). */
+  partitionCountExceeded: number;
 }
 
 export interface DeliveryStreamOptions {
   readonly name: string;
   readonly source: Source;
   readonly destination: Destination;
-  readonly bufferSettings: BufferSettings;
+  readonly pipeline: PipelineSettings;
+  /** The running transform module, when processing has one. */
+  readonly handlers?: HandlerPool;
+  readonly identity: TransformIdentity;
+  readonly maxActivePartitions?: number;
   readonly checkpointer: Checkpointer;
   readonly clock: Clock;
   readonly log: Logger;
@@ -54,8 +73,13 @@ export class DeliveryStream implements RecordSink {
     bytesDelivered: 0,
     objectsDelivered: 0,
     deliveryAttemptsFailed: 0,
+    recordsToErrorOutput: 0,
+    recordsDropped: 0,
+    partitionCountExceeded: 0,
   };
-  private readonly buffer: RecordBuffer;
+  readonly transform: TransformStage | undefined;
+  private readonly objects: BufferSet;
+  private readonly errors: BufferSet;
   private readonly inflight = new Set<Promise<void>>();
   private readonly givingUp = new AbortController();
   private running: Promise<void> | undefined;
@@ -64,7 +88,21 @@ export class DeliveryStream implements RecordSink {
   constructor(private readonly options: DeliveryStreamOptions) {
     // Every delivery in flight listens on this one signal.
     setMaxListeners(0, this.givingUp.signal);
-    this.buffer = new RecordBuffer(options.bufferSettings, options.clock, (batch) => this.dispatch(batch));
+    const { buffer } = options.pipeline;
+    const dispatch = (batch: SealedBatch) => this.dispatch(batch);
+    this.objects = new BufferSet(buffer, options.clock, options.maxActivePartitions ?? MAX_ACTIVE_PARTITIONS, dispatch, () => this.stats.partitionCountExceeded++);
+    // Error output lines end in "\n" themselves.
+    this.errors = new BufferSet({ ...buffer, appendNewlineDelimiter: false }, options.clock, 16, dispatch);
+    const lambda = options.pipeline.processing?.lambda;
+    if (lambda && !options.handlers) throw new Error('a transform is configured but no handler pool was given');
+    this.transform =
+      lambda && options.handlers
+        ? new TransformStage(lambda, options.handlers, options.identity, options.clock, {
+            transformed: (record, keys) => this.route(record, keys),
+            dropped: (records) => this.drop(records),
+            failed: (record, failure) => this.fail(record, failure),
+          }, options.log)
+        : undefined;
   }
 
   get name(): string {
@@ -79,8 +117,60 @@ export class DeliveryStream implements RecordSink {
     this.stats.recordsRead += records.length;
     for (const record of records) {
       this.stats.bytesRead += record.data.length;
-      this.buffer.append(record);
+      if (this.transform) this.transform.accept(record);
+      else this.route(record, undefined);
     }
+  }
+
+  /**
+   * Puts a record (as transformed) into its partition's buffer. With dynamic partitioning, a record
+   * whose keys cannot be found goes to the error output instead — never lost, never blocking.
+   */
+  private route(record: SourceRecord, lambdaKeys: Readonly<Record<string, string>> | undefined): void {
+    const partitioning = this.options.pipeline.partitioning;
+    if (!partitioning) {
+      this.objects.append('', {}, record);
+      return;
+    }
+    const keys: Record<string, string> = {};
+    try {
+      const query = this.options.pipeline.processing?.metadataExtraction;
+      if (query) {
+        const values = query.evaluate(JSON.parse(record.data.toString('utf8')));
+        for (const name of partitioning.queryKeys) keys[`partitionKeyFromQuery:${name}`] = values[name]!;
+      }
+      for (const name of partitioning.lambdaKeys) {
+        const value = lambdaKeys?.[name];
+        if (value === undefined) throw new QueryError(`the transform returned no metadata.partitionKeys.${name}`);
+        keys[`partitionKeyFromLambda:${name}`] = value;
+      }
+    } catch (err) {
+      // Whatever went wrong, this record ends in the error output: a throw here would abandon the
+      // rest of its read, whose positions could then never be released.
+      this.fail(record, {
+        errorOutputType: 'partitioning-failed',
+        errorCode: err instanceof SyntaxError ? 'DynamicPartitioning.MetadataExtractionFailed.NotJson' : 'DynamicPartitioning.MetadataExtractionFailed',
+        errorMessage: err instanceof SyntaxError ? `the record is not JSON: ${err.message}` : String((err as Error)?.message ?? err),
+        attemptsMade: 1,
+        attemptEndingTimestamp: Date.now(),
+      });
+      return;
+    }
+    this.objects.append(JSON.stringify(keys), { partitionKeys: keys }, record);
+  }
+
+  /** The record's original bytes go to the error output as a Firehose error line. */
+  private fail(record: SourceRecord, failure: Failure): void {
+    this.stats.recordsToErrorOutput++;
+    this.errors.append(failure.errorOutputType, { errorOutputType: failure.errorOutputType }, { ...record, data: errorOutputLine(record, failure) });
+  }
+
+  /** Dropped on purpose: the records reached their end here. */
+  private drop(records: readonly SourceRecord[]): void {
+    this.stats.recordsDropped += records.length;
+    const acks = new Acknowledgements();
+    for (const record of records) acks.add(record.segment);
+    acks.release();
   }
 
   start(checkpointIntervalMs: number): Promise<void> {
@@ -97,7 +187,12 @@ export class DeliveryStream implements RecordSink {
   async stop(timeoutMs: number): Promise<boolean> {
     this.options.source.stop();
     await this.running;
-    this.buffer.flush('shutdown');
+    if (this.transform) {
+      this.transform.flush();
+      await this.transform.drain();
+    }
+    this.objects.flushAll('shutdown');
+    this.errors.flushAll('shutdown');
     const timer = setTimeout(() => this.givingUp.abort(), timeoutMs);
     while (this.inflight.size > 0) await Promise.all(this.inflight);
     clearTimeout(timer);
@@ -139,6 +234,7 @@ export class DeliveryStream implements RecordSink {
       chunks,
       encodedBytes,
       oldestArrivalTimestamp: sealed.oldestArrivalTimestamp,
+      ...sealed.tags,
     };
     let receipt: DeliveryReceipt | undefined;
     let attempt = 0;
@@ -158,9 +254,11 @@ export class DeliveryStream implements RecordSink {
       }
     }
     sealed.acks.release();
-    this.stats.recordsDelivered += batch.records;
-    this.stats.bytesDelivered += batch.rawBytes;
-    this.stats.objectsDelivered++;
+    if (!sealed.tags.errorOutputType) {
+      this.stats.recordsDelivered += batch.records;
+      this.stats.bytesDelivered += batch.rawBytes;
+      this.stats.objectsDelivered++;
+    }
     log.debug('delivered', { location: receipt.location, records: batch.records, attempts: attempt });
     try {
       onDelivered?.({
@@ -171,6 +269,7 @@ export class DeliveryStream implements RecordSink {
         encodedBytes,
         reason: sealed.reason,
         attempts: attempt,
+        ...(sealed.tags.errorOutputType ? { errorOutputType: sealed.tags.errorOutputType } : {}),
       });
     } catch (err) {
       log.warn('onDelivered callback failed', { error: err });

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import type { Logger } from './log.js';
+import type { ProcessingSettings } from './transform/config.js';
 
 export type CompressionFormat = 'UNCOMPRESSED' | 'GZIP';
 
@@ -25,6 +26,10 @@ export interface EncodedBatch {
   readonly encodedBytes: number;
   /** Arrival time of the oldest record in the batch (Firehose names objects by it). */
   readonly oldestArrivalTimestamp: number;
+  /** With dynamic partitioning: the partition every record of the batch belongs to. */
+  readonly partitionKeys?: Readonly<Record<string, string>>;
+  /** Set for the error output: processing-failed, partitioning-failed, … */
+  readonly errorOutputType?: string;
 }
 
 export interface DeliveryReceipt {
@@ -46,10 +51,19 @@ export interface DestinationContext {
   readonly log: Logger;
 }
 
-/** A destination as the YAML names it: its configuration key, schema, buffer rule and factory. */
+/** What the engine runs in front of a destination, as its configuration says. */
+export interface PipelineSettings {
+  readonly buffer: BufferSettings;
+  /** processingConfiguration: a transform module and/or a MetadataExtraction query. */
+  readonly processing?: ProcessingSettings | undefined;
+  /** Dynamic partitioning: the partition keys each record must have (from the query or the transform). */
+  readonly partitioning?: { readonly queryKeys: readonly string[]; readonly lambdaKeys: readonly string[] } | undefined;
+}
+
+/** A destination as the YAML names it: its configuration key, schema, pipeline settings and factory. */
 export interface DestinationPlugin<Config> {
   readonly configKey: string;
   readonly schema: z.ZodType<Config, unknown>;
-  bufferSettings(config: Config): BufferSettings;
+  pipeline(config: Config): PipelineSettings;
   create(config: Config, context: DestinationContext): Destination;
 }

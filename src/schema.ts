@@ -97,3 +97,20 @@ export function formatIssues(error: z.ZodError): string[] {
     return `${formatPath(issue.path)}: ${issue.message}`;
   });
 }
+
+export function numberIn(min: number, max: number) {
+  return z.unknown().transform((value, ctx) => {
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+      ctx.addIssue({ code: 'custom', message: value === undefined ? `is required (${min}–${max})` : `must be ${min}–${max}, got ${show(value)}` });
+      return z.NEVER;
+    }
+    return value;
+  });
+}
+
+/** Re-reports a nested parse's issues under `path`, so every message keeps its full location. */
+export function reportAt(ctx: z.RefinementCtx, path: PropertyKey[], error: z.ZodError): void {
+  for (const issue of error.issues) {
+    ctx.addIssue({ ...issue, path: [...path, ...issue.path] } as Parameters<z.RefinementCtx['addIssue']>[0]);
+  }
+}

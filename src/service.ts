@@ -6,6 +6,7 @@ import type { ServiceConfig } from './config.js';
 import { DeliveryStream, type DeliveredEvent } from './delivery-stream.js';
 import { createLogger, type Logger } from './log.js';
 import { KinesisSource } from './sources/kinesis.js';
+import { HandlerPool } from './transform/pool.js';
 
 const MiB = 1024 * 1024;
 
@@ -33,26 +34,42 @@ export async function startService(config: ServiceConfig, options: ServiceOption
   const stopping = new AbortController();
 
   const bufferBytes = config.deliveryStreams.reduce(
-    (sum, s) => sum + s.destination.plugin.bufferSettings(s.destination.config).sizeBytes,
+    (sum, s) => sum + s.destination.plugin.pipeline(s.destination.config).buffer.sizeBytes,
     0,
   );
   // Twice the buffers: one filling while the previous one is delivered.
   const budget = new ByteBudget((config.runtime.memoryBudgetInMBs ?? 0) * MiB || 2 * bufferBytes);
 
   const streams: DeliveryStream[] = [];
+  const pools: HandlerPool[] = [];
   const sources: KinesisSource[] = [];
   for (const streamConfig of config.deliveryStreams) {
     const name = streamConfig.deliveryStreamName;
     const streamLog = log.child({ deliveryStream: name });
     const { stored, origin } = await loadCheckpoints(store, name, clock, streamLog, stopping.signal);
     const checkpointer = new Checkpointer(name, store, stored, origin, budget, streamLog);
-    const source = new KinesisSource(streamConfig.kinesisStreamSource, { checkpointer, budget, log: streamLog });
     const { plugin, config: destinationConfig } = streamConfig.destination;
+    const pipeline = plugin.pipeline(destinationConfig);
+    const source = new KinesisSource(streamConfig.kinesisStreamSource, { checkpointer, budget, log: streamLog });
+    const lambda = pipeline.processing?.lambda;
+    let handlers: HandlerPool | undefined;
+    if (lambda) {
+      handlers = new HandlerPool(lambda.module, lambda.concurrency, lambda.environment, streamLog);
+      await handlers.start(); // a module that cannot load stops the start, with its error
+      pools.push(handlers);
+    }
+    const { region, streamName } = streamConfig.kinesisStreamSource;
     const stream = new DeliveryStream({
       name,
       source,
       destination: plugin.create(destinationConfig, { deliveryStreamName: name, log: streamLog }),
-      bufferSettings: plugin.bufferSettings(destinationConfig),
+      pipeline,
+      ...(handlers ? { handlers } : {}),
+      identity: {
+        region,
+        deliveryStreamArn: `arn:aws:firehose:${region}:000000000000:deliverystream/${name}`,
+        sourceKinesisStreamArn: streamConfig.kinesisStreamSource.streamARN ?? `arn:aws:kinesis:${region}:000000000000:stream/${streamName}`,
+      },
       checkpointer,
       clock,
       log: streamLog,
@@ -79,6 +96,7 @@ export async function startService(config: ServiceConfig, options: ServiceOption
         stopping.abort();
         const results = await Promise.all(streams.map((s) => s.stop(config.runtime.shutdownTimeoutInSeconds * 1000)));
         await Promise.all(sources.map((s) => s.close()));
+        await Promise.all(pools.map((p) => p.close()));
         redis.disconnect();
         const clean = results.every(Boolean);
         log.info('stopped', { clean });

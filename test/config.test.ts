@@ -44,7 +44,7 @@ describe('configuration', () => {
     const config = parseConfig(variant(() => {}), {});
     const stream = config.deliveryStreams[0]!;
     expect(stream.destination.plugin.configKey).toBe('s3Destination');
-    expect(stream.destination.plugin.bufferSettings(stream.destination.config)).toEqual({
+    expect(stream.destination.plugin.pipeline(stream.destination.config).buffer).toEqual({
       sizeBytes: 5 * 1024 * 1024,
       intervalMs: 300_000,
       compression: 'GZIP',
@@ -82,8 +82,24 @@ describe('configuration', () => {
       'deliveryStreams[0].deliveryStreamName: must be a delivery stream name'],
     ['bad redis url', (d: Doc) => (d.redis.url = 'localhost:6379'),
       'redis.url: must be a redis:// or rediss:// URL, got "localhost:6379"'],
-    ['prefix expression before dynamic partitioning exists', (d: Doc) => (s3(d).prefix = 'x/!{timestamp:yyyy}/'),
-      'deliveryStreams[0].s3Destination.prefix: prefix expressions (!{...}) are not supported yet'],
+    ['partition key without dynamic partitioning', (d: Doc) => (s3(d).prefix = 'c=!{partitionKeyFromQuery:c}/'),
+      'deliveryStreams[0].s3Destination.prefix: partition keys (!{partitionKeyFrom…}) need dynamicPartitioningConfiguration.enabled: true'],
+    ['prefix expressions without an error prefix', (d: Doc) => { s3(d).prefix = 'd=!{timestamp:yyyy-MM-dd}/'; delete s3(d).errorOutputPrefix; },
+      'deliveryStreams[0].s3Destination.errorOutputPrefix: is required when prefix has !{...} expressions'],
+    ['error-output-type in the object prefix', (d: Doc) => (s3(d).prefix = 'x/!{firehose:error-output-type}/'),
+      'deliveryStreams[0].s3Destination.prefix: !{firehose:error-output-type} can only be used in errorOutputPrefix'],
+    ['a transform module that does not exist', (d: Doc) => (s3(d).processingConfiguration = { enabled: true, processors: [{ type: 'Lambda', parameters: { module: './nope.js' } }] }),
+      'deliveryStreams[0].s3Destination.processingConfiguration.processors[0].parameters.module: no such file'],
+    ['processor buffer out of range (CloudFormation parameter list)', (d: Doc) => (s3(d).processingConfiguration = { enabled: true, processors: [{ type: 'Lambda', parameters: [{ parameterName: 'Module', parameterValue: 'filter' }, { parameterName: 'BufferSizeInMBs', parameterValue: '5' }] }] }),
+      'deliveryStreams[0].s3Destination.processingConfiguration.processors[0].parameters.bufferSizeInMBs: must be 0.2–3, got 5'],
+    ['a query key the prefix uses but the query lacks', (d: Doc) => {
+      s3(d).prefix = 'c=!{partitionKeyFromQuery:customer}/';
+      s3(d).bufferingHints = { sizeInMBs: 64, intervalInSeconds: 60 };
+      s3(d).dynamicPartitioningConfiguration = { enabled: true };
+      s3(d).processingConfiguration = { enabled: true, processors: [{ type: 'MetadataExtraction', parameters: { metadataExtractionQuery: '{region: .region}' } }] };
+    }, 'deliveryStreams[0].s3Destination.prefix: !{partitionKeyFromQuery:customer}: no MetadataExtraction processor query produces "customer"'],
+    ['a query outside the supported jq', (d: Doc) => (s3(d).processingConfiguration = { enabled: true, processors: [{ type: 'MetadataExtraction', parameters: { metadataExtractionQuery: '{c: .a | length}' } }] }),
+      'processors[0].parameters.metadataExtractionQuery: {c: .a | length}: filter "length" is not supported'],
     ['stream ARN that is not one', (d: Doc) => (source(d).streamARN = 'arn:aws:s3:::clicks'),
       'deliveryStreams[0].kinesisStreamSource.streamARN: must be a Kinesis stream ARN'],
     ['no delivery streams', (d: Doc) => (d.deliveryStreams = []),

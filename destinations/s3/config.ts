@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { flag, httpUrl, intIn, matching, oneOf, text } from '../../src/schema.js';
+import { dynamicPartitioningConfigurationSchema, processingConfigurationSchema } from '../../src/transform/config.js';
+import { compilePrefix, PrefixError, withDefaultTime, type CompiledPrefix } from './prefix.js';
 
 const bucketName = matching(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name (3–63 of a-z 0-9 . -)');
 
@@ -10,14 +12,11 @@ export const s3BufferingHints = z
   })
   .default({ sizeInMBs: 5, intervalInSeconds: 300 });
 
-/** Prefix expressions (`!{...}`) arrive with dynamic partitioning; until then say so instead of writing them literally. */
 const prefix = z
   .string({ error: 'must be a string' })
   .default('')
-  .refine((value) => !value.includes('!{'), {
-    message: 'prefix expressions (!{...}) are not supported yet; use a plain prefix (the YYYY/MM/dd/HH/ part is added for you)',
-  })
-  .refine((value) => !value.startsWith('/'), { message: 'must not start with "/"' });
+  .refine((value) => !value.startsWith('/'), { message: 'must not start with "/"' })
+  .refine((value) => value.length <= 512, { message: 'must be at most 512 characters' });
 
 export const s3DestinationSchema = z
   .strictObject({
@@ -40,6 +39,8 @@ export const s3DestinationSchema = z
     requestChecksumCalculation: oneOf(['WHEN_SUPPORTED', 'WHEN_REQUIRED'] as const).optional(),
     /** Objects larger than this are uploaded in parts (S3 minimum part size is 5 MiB). */
     multipartPartSizeInMBs: intIn(5, 128).default(16),
+    processingConfiguration: processingConfigurationSchema.optional(),
+    dynamicPartitioningConfiguration: dynamicPartitioningConfigurationSchema.optional(),
   })
   .superRefine((value, ctx) => {
     if (!value.bucket && !value.bucketARN) {
@@ -49,6 +50,73 @@ export const s3DestinationSchema = z
       ctx.addIssue({ code: 'custom', path: ['bucketARN'], message: `names another bucket than bucket ${JSON.stringify(value.bucket)}` });
     }
   })
-  .transform((value) => ({ ...value, bucket: value.bucket ?? value.bucketARN!.split(':::')[1]! }));
+  .transform((value, ctx) => {
+    const compiled = compilePrefixes(value, ctx);
+    return {
+      ...value,
+      bucket: value.bucket ?? value.bucketARN!.split(':::')[1]!,
+      processing: value.processingConfiguration ?? undefined,
+      dynamicPartitioning: value.dynamicPartitioningConfiguration?.enabled ?? false,
+      ...compiled,
+    };
+  });
 
 export type S3DestinationConfig = z.output<typeof s3DestinationSchema>;
+
+interface PrefixInputs {
+  prefix: string;
+  errorOutputPrefix: string;
+  bufferingHints: { sizeInMBs: number };
+  processingConfiguration?: z.output<typeof processingConfigurationSchema> | undefined;
+  dynamicPartitioningConfiguration?: { enabled: boolean } | undefined;
+}
+
+/**
+ * Firehose's rules for Prefix and ErrorOutputPrefix: expressions in the prefix need an error
+ * prefix; an error prefix with expressions names !{firehose:error-output-type}; the prefix cannot;
+ * partition keys need dynamic partitioning and a processor that makes them. Without a timestamp
+ * expression the prefix gets yyyy/MM/dd/HH/ appended (not with dynamic partitioning, whose
+ * prefixes are the partition), and a plain error prefix gets <error-output-type>/yyyy/MM/dd/HH/.
+ */
+function compilePrefixes(value: PrefixInputs, ctx: z.RefinementCtx): { objectPrefix: CompiledPrefix; errorPrefix: CompiledPrefix } {
+  const compile = (template: string, path: string): CompiledPrefix | undefined => {
+    try {
+      return compilePrefix(template);
+    } catch (err) {
+      if (!(err instanceof PrefixError)) throw err;
+      ctx.addIssue({ code: 'custom', path: [path], message: err.message });
+      return undefined;
+    }
+  };
+  const main = compile(value.prefix, 'prefix');
+  const errors = compile(value.errorOutputPrefix, 'errorOutputPrefix');
+  const partitioning = value.dynamicPartitioningConfiguration?.enabled ?? false;
+  const processing = value.processingConfiguration;
+  const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
+  if (main && errors) {
+    if (main.hasErrorType) issue('prefix', '!{firehose:error-output-type} can only be used in errorOutputPrefix');
+    if (main.hasExpressions && !value.errorOutputPrefix) issue('errorOutputPrefix', 'is required when prefix has !{...} expressions');
+    if (errors.hasExpressions && !errors.hasErrorType) issue('errorOutputPrefix', 'must contain !{firehose:error-output-type} when it has expressions');
+    if (errors.queryKeys.length + errors.lambdaKeys.length > 0) issue('errorOutputPrefix', 'cannot use partition keys (failed records may have none)');
+    const usesKeys = main.queryKeys.length + main.lambdaKeys.length > 0;
+    if (usesKeys && !partitioning) issue('prefix', 'partition keys (!{partitionKeyFrom…}) need dynamicPartitioningConfiguration.enabled: true');
+    if (partitioning) {
+      if (!usesKeys) issue('prefix', 'with dynamic partitioning, the prefix must use !{partitionKeyFromQuery:…} or !{partitionKeyFromLambda:…}');
+      if (!value.errorOutputPrefix) issue('errorOutputPrefix', 'is required with dynamic partitioning');
+      if (value.bufferingHints.sizeInMBs < 64) {
+        ctx.addIssue({ code: 'custom', path: ['bufferingHints', 'sizeInMBs'], message: `must be 64–128 with dynamic partitioning (as in Firehose), got ${value.bufferingHints.sizeInMBs}` });
+      }
+    }
+    const queryKeys = processing?.metadataExtraction?.keys ?? [];
+    for (const key of main.queryKeys) {
+      if (!queryKeys.includes(key)) issue('prefix', `!{partitionKeyFromQuery:${key}}: no MetadataExtraction processor query produces "${key}"`);
+    }
+    if (main.lambdaKeys.length > 0 && !processing?.lambda) issue('prefix', '!{partitionKeyFromLambda:…} needs a Lambda processor that returns metadata.partitionKeys');
+  }
+  const objectPrefix = main && !partitioning ? withDefaultTime(main) : (main ?? compilePrefix(''));
+  const errorPrefix =
+    errors && errors.hasExpressions
+      ? errors
+      : compilePrefix(`${(value.errorOutputPrefix || value.prefix).replace(/!\{[^}]*\}/g, '')}!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH/}`);
+  return { objectPrefix, errorPrefix };
+}

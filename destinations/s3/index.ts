@@ -5,6 +5,7 @@ import { httpSettings } from '../../src/aws.js';
 import type { Destination, DestinationContext, DestinationPlugin, EncodedBatch } from '../../src/destination.js';
 import { s3DestinationSchema, type S3DestinationConfig } from './config.js';
 import { objectKey } from './keys.js';
+import { renderPrefix } from './prefix.js';
 
 const MiB = 1024 * 1024;
 
@@ -33,8 +34,13 @@ export class S3Destination implements Destination {
   }
 
   async deliver(batch: EncodedBatch, signal: AbortSignal) {
+    const prefix = renderPrefix(batch.errorOutputType ? this.config.errorPrefix : this.config.objectPrefix, {
+      time: batch.oldestArrivalTimestamp,
+      ...(batch.partitionKeys ? { partitionKeys: batch.partitionKeys } : {}),
+      ...(batch.errorOutputType ? { errorOutputType: batch.errorOutputType } : {}),
+    });
     const key = objectKey({
-      prefix: this.config.prefix,
+      prefix,
       deliveryStreamName: this.context.deliveryStreamName,
       oldestArrivalTimestamp: batch.oldestArrivalTimestamp,
       id: batch.id,
@@ -76,11 +82,17 @@ export class S3Destination implements Destination {
 export const s3Plugin: DestinationPlugin<S3DestinationConfig> = {
   configKey: 's3Destination',
   schema: s3DestinationSchema,
-  bufferSettings: (config) => ({
-    sizeBytes: config.bufferingHints.sizeInMBs * MiB,
-    intervalMs: config.bufferingHints.intervalInSeconds * 1000,
-    compression: config.compressionFormat,
-    appendNewlineDelimiter: config.appendNewlineDelimiter,
+  pipeline: (config) => ({
+    buffer: {
+      sizeBytes: config.bufferingHints.sizeInMBs * MiB,
+      intervalMs: config.bufferingHints.intervalInSeconds * 1000,
+      compression: config.compressionFormat,
+      appendNewlineDelimiter: config.appendNewlineDelimiter,
+    },
+    processing: config.processing,
+    partitioning: config.dynamicPartitioning
+      ? { queryKeys: config.objectPrefix.queryKeys, lambdaKeys: config.objectPrefix.lambdaKeys }
+      : undefined,
   }),
   create: (config, context) => new S3Destination(config, context),
 };

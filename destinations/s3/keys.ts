@@ -1,9 +1,9 @@
 const pad2 = (n: number) => (n < 10 ? '0' : '') + n;
 
 /**
- * Firehose's default S3 object key:
- * `<prefix>YYYY/MM/dd/HH/<deliveryStreamName>-<version>-YYYY-MM-dd-HH-mm-ss-<uuid><extension>`,
- * in UTC, the time being the arrival time of the oldest record in the object.
+ * Firehose's S3 object key: `<evaluated prefix><deliveryStreamName>-<version>-YYYY-MM-dd-HH-mm-ss-<uuid><extension>`,
+ * in UTC, the time being the arrival time of the oldest record in the object. The evaluated prefix
+ * carries the `YYYY/MM/dd/HH/` part unless the configured prefix has its own timestamp.
  */
 export function objectKey(options: {
   prefix: string;
@@ -22,7 +22,7 @@ export function objectKey(options: {
   const ss = pad2(t.getUTCSeconds());
   const version = options.deliveryStreamVersion ?? 1;
   return (
-    `${options.prefix}${yyyy}/${MM}/${dd}/${HH}/` +
+    options.prefix +
     `${options.deliveryStreamName}-${version}-${yyyy}-${MM}-${dd}-${HH}-${mm}-${ss}-${options.id}${options.extension}`
   );
 }

@@ -1,0 +1,30 @@
+import type { SourceRecord } from './records.js';
+
+/** Why a record went to the error output, as Firehose writes it there. */
+export interface Failure {
+  readonly errorOutputType: 'processing-failed' | 'partitioning-failed';
+  readonly errorCode: string;
+  readonly errorMessage: string;
+  readonly attemptsMade: number;
+  readonly attemptEndingTimestamp: number;
+  /** The transform module (Firehose writes the Lambda function's ARN here). */
+  readonly lambdaArn?: string;
+}
+
+/**
+ * One JSON line of Firehose's error output, carrying the record's original bytes (base64) so they
+ * can be replayed.
+ */
+export function errorOutputLine(record: SourceRecord, failure: Failure): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      attemptsMade: failure.attemptsMade,
+      arrivalTimestamp: record.approximateArrivalTimestamp,
+      errorCode: failure.errorCode,
+      errorMessage: failure.errorMessage,
+      attemptEndingTimestamp: failure.attemptEndingTimestamp,
+      rawData: record.data.toString('base64'),
+      ...(failure.lambdaArn ? { lambdaArn: failure.lambdaArn } : {}),
+    }) + '\n',
+  );
+}

@@ -1,0 +1,190 @@
+import { randomUUID } from 'node:crypto';
+import { backoff } from '../backoff.js';
+import type { Clock, TimerHandle } from '../clock.js';
+import { sleep } from '../clock.js';
+import type { Failure } from '../error-output.js';
+import type { Logger } from '../log.js';
+import type { SourceRecord } from '../records.js';
+import type { LambdaProcessor } from './config.js';
+import { RESULT_DROPPED, RESULT_OK, type HandlerPool, type Invocation, type InvocationOutcome } from './pool.js';
+
+/** Lambda's synchronous payload limit; an invocation is split to stay under it (base64 grows data by 4/3). */
+const MAX_PAYLOAD_BYTES = 6 * 1024 * 1024;
+const PER_RECORD_OVERHEAD = 400;
+
+export interface TransformOutputs {
+  /** The record with the handler's data, and the partition keys it returned, if any. */
+  transformed(record: SourceRecord, partitionKeys: Readonly<Record<string, string>> | undefined): void;
+  dropped(records: readonly SourceRecord[]): void;
+  failed(record: SourceRecord, failure: Failure): void;
+}
+
+export interface TransformIdentity {
+  readonly deliveryStreamArn: string;
+  readonly region: string;
+  readonly sourceKinesisStreamArn: string;
+}
+
+export interface TransformStats {
+  invocations: number;
+  failedInvocations: number;
+  recordsTransformed: number;
+  recordsDropped: number;
+  recordsFailed: number;
+}
+
+/**
+ * Firehose's data transformation: records are buffered (bufferSizeInMBs / bufferIntervalInSeconds),
+ * handed to the handler in invocations of at most 6 MB, retried numberOfRetries times when the
+ * invocation fails (throws, times out, breaks the contract, kills its thread), and then each
+ * record goes on transformed, is dropped, or fails to the error output.
+ */
+export class TransformStage {
+  readonly stats: TransformStats = { invocations: 0, failedInvocations: 0, recordsTransformed: 0, recordsDropped: 0, recordsFailed: 0 };
+  private pending: SourceRecord[] = [];
+  private pendingBytes = 0;
+  private timer: TimerHandle | undefined;
+  private readonly inflight = new Set<Promise<void>>();
+
+  constructor(
+    private readonly processor: LambdaProcessor,
+    private readonly pool: HandlerPool,
+    private readonly identity: TransformIdentity,
+    private readonly clock: Clock,
+    private readonly outputs: TransformOutputs,
+    private readonly log: Logger,
+  ) {}
+
+  accept(record: SourceRecord): void {
+    if (this.pending.length === 0) this.timer = this.clock.setTimeout(() => this.flush(), this.processor.bufferIntervalMs);
+    this.pending.push(record);
+    this.pendingBytes += record.data.length;
+    if (this.pendingBytes >= this.processor.bufferSizeBytes) this.flush();
+  }
+
+  /** Invokes the handler on what is buffered. */
+  flush(): void {
+    if (this.timer) this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.pending.length === 0) return;
+    const records = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    for (const part of splitByPayload(records)) {
+      const run = this.process(part).finally(() => this.inflight.delete(run));
+      this.inflight.add(run);
+    }
+  }
+
+  /** Resolves once every invocation under way has handed its records on. */
+  async drain(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.all(this.inflight);
+  }
+
+  private async process(records: SourceRecord[]): Promise<void> {
+    let outcome: InvocationOutcome;
+    let attempts = 0;
+    for (;;) {
+      attempts++;
+      this.stats.invocations++;
+      outcome = await this.pool.invoke(this.invocation(records), this.processor.timeoutMs);
+      if (outcome.ok) break;
+      this.stats.failedInvocations++;
+      if (attempts > this.processor.numberOfRetries) break;
+      const delayMs = backoff(attempts, 100, 5_000);
+      this.log.warn('transform invocation failed; retrying', { errorCode: outcome.errorCode, error: outcome.errorMessage, attempt: attempts, delayMs });
+      await sleep(delayMs);
+    }
+    const ended = Date.now();
+    if (!outcome.ok) {
+      this.log.warn('transform invocation failed for good; its records go to the error output', { errorCode: outcome.errorCode, records: records.length, attempts });
+      const failure: Failure = {
+        errorOutputType: 'processing-failed',
+        errorCode: outcome.errorCode,
+        errorMessage: outcome.errorMessage,
+        attemptsMade: attempts,
+        attemptEndingTimestamp: ended,
+        lambdaArn: this.processor.module,
+      };
+      for (const record of records) this.outputs.failed(record, failure);
+      this.stats.recordsFailed += records.length;
+      return;
+    }
+    const dropped: SourceRecord[] = [];
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i]!;
+      const result = outcome.results[i];
+      if (result === RESULT_OK) {
+        const out = outcome.data[i]!;
+        this.stats.recordsTransformed++;
+        this.outputs.transformed(
+          { ...record, data: Buffer.from(out.buffer, out.byteOffset, out.byteLength) },
+          outcome.partitionKeys[i] ?? undefined,
+        );
+      } else if (result === RESULT_DROPPED) {
+        dropped.push(record);
+      } else {
+        this.stats.recordsFailed++;
+        this.outputs.failed(record, {
+          errorOutputType: 'processing-failed',
+          errorCode: 'Lambda.ProcessingFailed',
+          errorMessage: 'the handler returned result ProcessingFailed for this record',
+          attemptsMade: attempts,
+          attemptEndingTimestamp: ended,
+          lambdaArn: this.processor.module,
+        });
+      }
+    }
+    if (dropped.length > 0) {
+      this.stats.recordsDropped += dropped.length;
+      this.outputs.dropped(dropped);
+    }
+  }
+
+  /** Packs the records' bytes into one buffer that is moved, not copied, to the handler's thread. */
+  private invocation(records: readonly SourceRecord[]): Invocation {
+    let total = 0;
+    for (const r of records) total += r.data.length;
+    const payload = new Uint8Array(total);
+    let at = 0;
+    return {
+      invocationId: randomUUID(),
+      ...this.identity,
+      records: records.map((r, i) => {
+        payload.set(r.data, at);
+        const data = payload.subarray(at, at + r.data.length);
+        at += r.data.length;
+        return {
+          recordId: String(i),
+          approximateArrivalTimestamp: r.approximateArrivalTimestamp,
+          data,
+          kinesisRecordMetadata: {
+            shardId: r.shardId,
+            partitionKey: r.partitionKey,
+            approximateArrivalTimestamp: r.approximateArrivalTimestamp,
+            sequenceNumber: r.sequenceNumber,
+            subsequenceNumber: String(r.subSequenceNumber),
+          },
+        };
+      }),
+    };
+  }
+}
+
+function splitByPayload(records: SourceRecord[]): SourceRecord[][] {
+  const parts: SourceRecord[][] = [];
+  let current: SourceRecord[] = [];
+  let size = 0;
+  for (const record of records) {
+    const encoded = Math.ceil(record.data.length / 3) * 4 + PER_RECORD_OVERHEAD;
+    if (current.length > 0 && size + encoded > MAX_PAYLOAD_BYTES) {
+      parts.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(record);
+    size += encoded;
+  }
+  if (current.length > 0) parts.push(current);
+  return parts;
+}
