@@ -36,8 +36,12 @@ describe('S3 prefix expressions', () => {
     const prefix = compilePrefix('customer=!{partitionKeyFromQuery:customer}/region=!{partitionKeyFromLambda:region}/');
     expect(prefix.queryKeys).toEqual(['customer']);
     expect(prefix.lambdaKeys).toEqual(['region']);
-    expect(renderPrefix(prefix, { time: at, partitionKeys: { customer: 'c7', region: 'eu' } })).toBe('customer=c7/region=eu/');
-    expect(() => renderPrefix(prefix, { time: at, partitionKeys: { customer: 'c7' } })).toThrow(/no partition key "region"/);
+    const keys = { 'partitionKeyFromQuery:customer': 'c7', 'partitionKeyFromLambda:region': 'eu' };
+    expect(renderPrefix(prefix, { time: at, partitionKeys: keys })).toBe('customer=c7/region=eu/');
+    // The namespaces are separate: a query key does not stand in for a Lambda key of the same name.
+    expect(() => renderPrefix(prefix, { time: at, partitionKeys: { 'partitionKeyFromQuery:customer': 'c7', 'partitionKeyFromQuery:region': 'x' } })).toThrow(
+      'no partition key partitionKeyFromLambda:region',
+    );
   });
 
   it('appends yyyy/MM/dd/HH/ only to a prefix without a timestamp', () => {

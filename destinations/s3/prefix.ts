@@ -26,6 +26,7 @@ export interface CompiledPrefix {
 export interface PrefixContext {
   /** The arrival time of the oldest record in the object, epoch ms (UTC). */
   readonly time: number;
+  /** By namespaced name: `partitionKeyFromQuery:customer`, `partitionKeyFromLambda:region`. */
   readonly partitionKeys?: Readonly<Record<string, string>>;
   readonly errorOutputType?: string;
 }
@@ -103,8 +104,9 @@ export function renderPrefix(prefix: CompiledPrefix, context: PrefixContext): st
         break;
       case 'fromQuery':
       case 'fromLambda': {
-        const value = context.partitionKeys?.[part.key];
-        if (value === undefined) throw new PrefixError(`no partition key ${JSON.stringify(part.key)} for this record`);
+        const name = `${part.kind === 'fromQuery' ? 'partitionKeyFromQuery' : 'partitionKeyFromLambda'}:${part.key}`;
+        const value = context.partitionKeys?.[name];
+        if (value === undefined) throw new PrefixError(`no partition key ${name} for this record`);
         out += value;
         break;
       }

@@ -78,6 +78,16 @@ export class KinesisSource implements Source {
     setMaxListeners(0, this.stopping.signal);
   }
 
+  /**
+   * The largest iterator age seen since the last reset: how long the newest record of a read had
+   * been in the stream when it was read (Kinesis' GetRecords.IteratorAgeMilliseconds).
+   */
+  maxIteratorAgeMs = 0;
+
+  resetIteratorAge(): void {
+    this.maxIteratorAgeMs = 0;
+  }
+
   get activeShards(): string[] {
     return [...this.readers.keys()];
   }
@@ -233,8 +243,11 @@ export class KinesisSource implements Source {
       const records = response.Records ?? [];
       if (records.length > 0) {
         const { batch, segment } = toSourceRecords(records, shardId, progress, log);
-        lastRead = records[records.length - 1]!.SequenceNumber!;
+        const newest = records[records.length - 1]!;
+        lastRead = newest.SequenceNumber!;
         this.lastRead.set(shardId, lastRead);
+        const age = Date.now() - (newest.ApproximateArrivalTimestamp?.getTime() ?? Date.now());
+        if (age > this.maxIteratorAgeMs) this.maxIteratorAgeMs = age;
         budget.take(segment.bytes);
         if (batch.length > 0) sink.accept(batch);
       }

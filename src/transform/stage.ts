@@ -141,34 +141,40 @@ export class TransformStage {
     }
   }
 
-  /** Packs the records' bytes into one buffer that is moved, not copied, to the handler's thread. */
   private invocation(records: readonly SourceRecord[]): Invocation {
-    let total = 0;
-    for (const r of records) total += r.data.length;
-    const payload = new Uint8Array(total);
-    let at = 0;
-    return {
-      invocationId: randomUUID(),
-      ...this.identity,
-      records: records.map((r, i) => {
-        payload.set(r.data, at);
-        const data = payload.subarray(at, at + r.data.length);
-        at += r.data.length;
-        return {
-          recordId: String(i),
-          approximateArrivalTimestamp: r.approximateArrivalTimestamp,
-          data,
-          kinesisRecordMetadata: {
-            shardId: r.shardId,
-            partitionKey: r.partitionKey,
-            approximateArrivalTimestamp: r.approximateArrivalTimestamp,
-            sequenceNumber: r.sequenceNumber,
-            subsequenceNumber: String(r.subSequenceNumber),
-          },
-        };
-      }),
-    };
+    return buildInvocation(records, this.identity);
   }
+}
+
+type InvocationInput = Pick<SourceRecord, 'data' | 'approximateArrivalTimestamp' | 'shardId' | 'partitionKey' | 'sequenceNumber' | 'subSequenceNumber'>;
+
+/** The Firehose event for these records; their bytes share one buffer, moved (not copied) to the handler's thread. */
+export function buildInvocation(records: readonly InvocationInput[], identity: TransformIdentity): Invocation {
+  let total = 0;
+  for (const r of records) total += r.data.length;
+  const payload = new Uint8Array(total);
+  let at = 0;
+  return {
+    invocationId: randomUUID(),
+    ...identity,
+    records: records.map((r, i) => {
+      payload.set(r.data, at);
+      const data = payload.subarray(at, at + r.data.length);
+      at += r.data.length;
+      return {
+        recordId: String(i),
+        approximateArrivalTimestamp: r.approximateArrivalTimestamp,
+        data,
+        kinesisRecordMetadata: {
+          shardId: r.shardId,
+          partitionKey: r.partitionKey,
+          approximateArrivalTimestamp: r.approximateArrivalTimestamp,
+          sequenceNumber: r.sequenceNumber,
+          subsequenceNumber: String(r.subSequenceNumber),
+        },
+      };
+    }),
+  };
 }
 
 function splitByPayload(records: SourceRecord[]): SourceRecord[][] {

@@ -65,6 +65,9 @@ export interface StreamYamlOptions {
   compressionFormat?: 'GZIP' | 'UNCOMPRESSED';
   appendNewlineDelimiter?: boolean;
   startingPosition?: string;
+  errorOutputPrefix?: string;
+  /** More YAML under s3Destination, indented by six spaces (processingConfiguration, …). */
+  s3Extra?: string;
 }
 
 export function streamYaml(peers: Pick<Peers, 'kinesis' | 's3'>, o: StreamYamlOptions): string {
@@ -78,13 +81,13 @@ export function streamYaml(peers: Pick<Peers, 'kinesis' | 's3'>, o: StreamYamlOp
       shardDiscoveryIntervalInSeconds: 1
     s3Destination:
       bucket: ${o.bucket}
-      prefix: ${o.prefix ?? `${o.deliveryStreamName}/`}
-      errorOutputPrefix: ${o.deliveryStreamName}-errors/
+      prefix: "${o.prefix ?? `${o.deliveryStreamName}/`}"
+      errorOutputPrefix: "${o.errorOutputPrefix ?? `${o.deliveryStreamName}-errors/`}"
       bufferingHints: { sizeInMBs: ${o.sizeInMBs ?? 1}, intervalInSeconds: ${o.intervalInSeconds ?? 60} }
       compressionFormat: ${o.compressionFormat ?? 'GZIP'}
       appendNewlineDelimiter: ${o.appendNewlineDelimiter ?? false}
       endpoint: ${peers.s3.endpoint}
-`;
+${o.s3Extra ?? ''}`;
 }
 
 export function serviceYaml(peers: Pick<Peers, 'redis' | 'kinesis' | 's3'>, streams: StreamYamlOptions[]): string {
