@@ -1,7 +1,7 @@
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { ShardProgress, type Segment } from '../src/ack.js';
-import { RecordBuffer, type SealedBatch } from '../src/buffer.js';
+import { BufferSet, RecordBuffer, type SealedBatch } from '../src/buffer.js';
 import { ManualClock } from '../src/clock.js';
 import type { BufferSettings } from '../src/destination.js';
 import { ChunkedEncoder } from '../src/encoder.js';
@@ -117,5 +117,33 @@ describe('chunked encoder', () => {
     encoder.write(Buffer.from('hello, '));
     encoder.write(Buffer.from('world'));
     expect(Buffer.concat(await encoder.finish()).toString()).toBe('hello, world');
+  });
+});
+
+describe('partitioned buffers', () => {
+  it('keeps at most maxActive partitions open: a new one seals the longest-open partition, dropping nothing', () => {
+    const clock = new ManualClock();
+    const sealed: SealedBatch[] = [];
+    let exceeded = 0;
+    const set = new BufferSet(
+      { sizeBytes: MiB, intervalMs: 60_000, compression: 'UNCOMPRESSED', appendNewlineDelimiter: false },
+      clock,
+      3,
+      (b) => sealed.push(b),
+      () => exceeded++,
+    );
+    const input = records(5, 10, clock);
+    for (const [i, key] of ['a', 'b', 'c'].entries()) {
+      set.append(key, { partitionKeys: { k: key } }, input[i]!);
+      clock.advance(1_000);
+    }
+    expect(sealed).toHaveLength(0);
+    set.append('a', { partitionKeys: { k: 'a' } }, input[3]!); // an open partition: no eviction
+    set.append('d', { partitionKeys: { k: 'd' } }, input[4]!); // a fourth: "a" has been open longest
+    expect(exceeded).toBe(1);
+    expect(sealed.map((b) => [b.reason, b.tags.partitionKeys, b.records])).toEqual([['partition-limit', { k: 'a' }, 2]]);
+    expect(set.active).toBe(3);
+    set.flushAll('shutdown');
+    expect(sealed.reduce((n, b) => n + b.records, 0)).toBe(5);
   });
 });
