@@ -129,6 +129,17 @@ export class Acknowledgements {
     return this.total;
   }
 
+  /** Hands one record's position over to whatever now holds it (the error output). */
+  remove(segment: Segment): void {
+    if (this.released) throw new Error('acknowledgements already released');
+    this.closeRun();
+    const count = this.counts.get(segment);
+    if (!count) throw new Error('removing a position these acknowledgements do not hold');
+    if (count === 1) this.counts.delete(segment);
+    else this.counts.set(segment, count - 1);
+    this.total--;
+  }
+
   /** Hands every held position back to its shard: the records reached an end. */
   release(): void {
     if (this.released) throw new Error('acknowledgements already released');

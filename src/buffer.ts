@@ -2,10 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { Acknowledgements } from './ack.js';
 import type { Clock, TimerHandle } from './clock.js';
 import type { BufferSettings, CompressionFormat } from './destination.js';
-import { ChunkedEncoder, DEFAULT_CHUNK_BYTES } from './encoder.js';
+import { BytesEncoder, DEFAULT_CHUNK_BYTES, type Encoder } from './encoder.js';
 import type { SourceRecord } from './records.js';
 
-const NEWLINE = Buffer.from('\n');
+/** Makes the encoder of one buffer fill; it may move positions out of `acks` (conversion failures). */
+export type EncoderFactory = (acks: Acknowledgements) => Encoder;
 
 export type FlushReason = 'size' | 'interval' | 'shutdown' | 'partition-limit';
 
@@ -35,23 +36,25 @@ export interface SealedBatch {
  * the hint (a record larger than the hint travels alone).
  */
 export class RecordBuffer {
-  private encoder: ChunkedEncoder | undefined;
+  private encoder: Encoder | undefined;
   private acks = new Acknowledgements();
   private records = 0;
   private rawBytes = 0;
   private oldestArrival = Infinity;
   private timer: TimerHandle | undefined;
-  private readonly chunkBytes: number;
   private readonly delimiterBytes: number;
+  private readonly createEncoder: EncoderFactory;
 
   constructor(
     private readonly settings: BufferSettings,
     private readonly clock: Clock,
     private readonly onSeal: (batch: SealedBatch) => void,
     private readonly tags: BufferTags = {},
+    createEncoder?: EncoderFactory,
   ) {
-    this.chunkBytes = Math.min(DEFAULT_CHUNK_BYTES, settings.sizeBytes);
-    this.delimiterBytes = settings.appendNewlineDelimiter ? NEWLINE.length : 0;
+    const chunkBytes = Math.min(DEFAULT_CHUNK_BYTES, settings.sizeBytes);
+    this.delimiterBytes = settings.appendNewlineDelimiter ? 1 : 0;
+    this.createEncoder = createEncoder ?? (() => new BytesEncoder(settings.compression, chunkBytes, settings.appendNewlineDelimiter));
   }
 
   get bufferedRecords(): number {
@@ -66,9 +69,8 @@ export class RecordBuffer {
     const size = record.data.length + this.delimiterBytes;
     if (this.records > 0 && this.rawBytes + size > this.settings.sizeBytes) this.seal('size');
     if (this.records === 0) this.open();
-    this.encoder!.write(record.data);
-    if (this.delimiterBytes > 0) this.encoder!.write(NEWLINE);
     this.acks.add(record.segment);
+    this.encoder!.append(record);
     this.records++;
     this.rawBytes += size;
     if (record.approximateArrivalTimestamp < this.oldestArrival) this.oldestArrival = record.approximateArrivalTimestamp;
@@ -89,7 +91,7 @@ export class RecordBuffer {
 
   private open(): void {
     this.opened = this.clock.now();
-    this.encoder = new ChunkedEncoder(this.settings.compression, this.chunkBytes);
+    this.encoder = this.createEncoder(this.acks);
     this.timer = this.clock.setTimeout(() => this.seal('interval'), this.settings.intervalMs);
   }
 
@@ -130,7 +132,15 @@ export class BufferSet {
     private readonly maxActive: number,
     private readonly onSeal: (batch: SealedBatch) => void,
     private readonly onPartitionLimit: () => void = () => undefined,
+    private readonly createEncoder?: EncoderFactory,
   ) {}
+
+  /** Records held by all partitions. */
+  get buffered(): number {
+    let n = 0;
+    for (const b of this.buffers.values()) n += b.bufferedRecords;
+    return n;
+  }
 
   get active(): number {
     let n = 0;
@@ -142,7 +152,7 @@ export class BufferSet {
     let buffer = this.buffers.get(key);
     if (!buffer) {
       if (this.buffers.size >= this.maxActive) this.makeRoom();
-      buffer = new RecordBuffer(this.settings, this.clock, this.onSeal, tags);
+      buffer = new RecordBuffer(this.settings, this.clock, this.onSeal, tags, this.createEncoder);
       this.buffers.set(key, buffer);
     }
     buffer.append(record);

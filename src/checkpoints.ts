@@ -117,6 +117,13 @@ export class Checkpointer implements ProgressListener {
     return progress;
   }
 
+  /** Reads whose records have not all reached an end. */
+  get outstandingSegments(): number {
+    let n = 0;
+    for (const shard of this.shards.values()) n += shard.outstandingSegments;
+    return n;
+  }
+
   /** Current checkpoints of the shards seen in this run. */
   snapshot(): Map<string, string> {
     const out = new Map<string, string>();

@@ -10,6 +10,8 @@ import type { Logger } from './log.js';
 import type { RecordSink, Source, SourceRecord } from './records.js';
 import { QueryError } from './partitioning/query.js';
 import type { HandlerPool } from './transform/pool.js';
+import { ParquetEncoder } from './conversion/encoder.js';
+import type { ConversionPool } from './conversion/pool.js';
 import { TransformStage, type TransformIdentity } from './transform/stage.js';
 
 /** Firehose's limit of active partitions per delivery stream. */
@@ -52,6 +54,8 @@ export interface DeliveryStreamOptions {
   readonly pipeline: PipelineSettings;
   /** The running transform module, when processing has one. */
   readonly handlers?: HandlerPool;
+  /** Conversion threads, when the destination converts records to Parquet. */
+  readonly conversions?: ConversionPool;
   readonly identity: TransformIdentity;
   readonly maxActivePartitions?: number;
   readonly checkpointer: Checkpointer;
@@ -90,7 +94,22 @@ export class DeliveryStream implements RecordSink {
     setMaxListeners(0, this.givingUp.signal);
     const { buffer } = options.pipeline;
     const dispatch = (batch: SealedBatch) => this.dispatch(batch);
-    this.objects = new BufferSet(buffer, options.clock, options.maxActivePartitions ?? MAX_ACTIVE_PARTITIONS, dispatch, () => this.stats.partitionCountExceeded++);
+    const conversion = options.pipeline.conversion;
+    if (conversion && !options.conversions) throw new Error('format conversion is configured but no conversion pool was given');
+    const parquet =
+      conversion && options.conversions
+        ? (acks: Acknowledgements) =>
+            new ParquetEncoder(options.conversions!, conversion, acks, (record, message) =>
+              this.fail(record, {
+                errorOutputType: 'format-conversion-failed',
+                errorCode: 'DataFormatConversion.MalformedData',
+                errorMessage: message,
+                attemptsMade: 1,
+                attemptEndingTimestamp: Date.now(),
+              }),
+            )
+        : undefined;
+    this.objects = new BufferSet(buffer, options.clock, options.maxActivePartitions ?? MAX_ACTIVE_PARTITIONS, dispatch, () => this.stats.partitionCountExceeded++, parquet);
     // Error output lines end in "\n" themselves.
     this.errors = new BufferSet({ ...buffer, appendNewlineDelimiter: false }, options.clock, 16, dispatch);
     const lambda = options.pipeline.processing?.lambda;
@@ -191,19 +210,24 @@ export class DeliveryStream implements RecordSink {
       this.transform.flush();
       await this.transform.drain();
     }
-    this.objects.flushAll('shutdown');
-    this.errors.flushAll('shutdown');
     const timer = setTimeout(() => this.givingUp.abort(), timeoutMs);
-    while (this.inflight.size > 0) await Promise.all(this.inflight);
+    // In rounds: encoding an object can send records on to the error output (conversion failures).
+    do {
+      this.objects.flushAll('shutdown');
+      this.errors.flushAll('shutdown');
+      while (this.inflight.size > 0) await Promise.all(this.inflight);
+    } while (this.objects.buffered > 0 || this.errors.buffered > 0);
     clearTimeout(timer);
     const checkpointed = await this.options.checkpointer.stop();
+    const unreleased = this.options.checkpointer.outstandingSegments;
+    if (unreleased > 0) this.options.log.error('stopped with records that reached no end; they will be read again at the next start', { segments: unreleased });
     await this.options.destination.close();
     if (this.undelivered > 0) {
       this.options.log.error('stopped with undelivered batches; their records will be read again at the next start', {
         batches: this.undelivered,
       });
     }
-    return checkpointed && this.undelivered === 0;
+    return checkpointed && this.undelivered === 0 && unreleased === 0;
   }
 
   private dispatch(batch: SealedBatch): void {
@@ -223,12 +247,18 @@ export class DeliveryStream implements RecordSink {
       this.undelivered++;
       return;
     }
+    // Conversion may have moved records to the error output meanwhile; if none is left, there is no object to write.
+    const records = sealed.acks.records;
+    if (records === 0 || chunks.length === 0) {
+      sealed.acks.release();
+      return;
+    }
     let encodedBytes = 0;
     for (const chunk of chunks) encodedBytes += chunk.length;
     const batch: EncodedBatch = {
       id: sealed.id,
       deliveryStreamName: this.options.name,
-      records: sealed.records,
+      records,
       rawBytes: sealed.rawBytes,
       compression: sealed.compression,
       chunks,

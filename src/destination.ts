@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import type { Logger } from './log.js';
 import type { ProcessingSettings } from './transform/config.js';
+import type { SessionSpec } from './conversion/worker.js';
 
 export type CompressionFormat = 'UNCOMPRESSED' | 'GZIP';
 
@@ -58,6 +59,8 @@ export interface PipelineSettings {
   readonly processing?: ProcessingSettings | undefined;
   /** Dynamic partitioning: the partition keys each record must have (from the query or the transform). */
   readonly partitioning?: { readonly queryKeys: readonly string[]; readonly lambdaKeys: readonly string[] } | undefined;
+  /** Record format conversion to Parquet: the columns and writer settings. */
+  readonly conversion?: SessionSpec | undefined;
 }
 
 /** A destination as the YAML names it: its configuration key, schema, pipeline settings and factory. */

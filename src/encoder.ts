@@ -1,6 +1,38 @@
 import { promisify } from 'node:util';
 import { gzip, constants as zlibConstants } from 'node:zlib';
 import type { CompressionFormat } from './destination.js';
+import type { SourceRecord } from './records.js';
+
+/** Turns a buffer's records into an object's bytes, as they arrive. */
+export interface Encoder {
+  append(record: SourceRecord): void;
+  /** The object's bytes, in order; resolves once everything appended is encoded. */
+  finish(): Promise<Buffer[]>;
+}
+
+const NEWLINE = Buffer.from('\n');
+
+/** Records as they are (optionally newline-delimited), GZIP-compressed or not. */
+export class BytesEncoder implements Encoder {
+  private readonly chunks: ChunkedEncoder;
+
+  constructor(
+    compression: CompressionFormat,
+    chunkBytes: number,
+    private readonly appendNewline: boolean,
+  ) {
+    this.chunks = new ChunkedEncoder(compression, chunkBytes);
+  }
+
+  append(record: SourceRecord): void {
+    this.chunks.write(record.data);
+    if (this.appendNewline) this.chunks.write(NEWLINE);
+  }
+
+  finish(): Promise<Buffer[]> {
+    return this.chunks.finish();
+  }
+}
 
 const gzipAsync = promisify(gzip);
 

@@ -2,7 +2,7 @@ import type { SourceRecord } from './records.js';
 
 /** Why a record went to the error output, as Firehose writes it there. */
 export interface Failure {
-  readonly errorOutputType: 'processing-failed' | 'partitioning-failed';
+  readonly errorOutputType: 'processing-failed' | 'partitioning-failed' | 'format-conversion-failed';
   readonly errorCode: string;
   readonly errorMessage: string;
   readonly attemptsMade: number;
@@ -25,6 +25,9 @@ export function errorOutputLine(record: SourceRecord, failure: Failure): Buffer 
       attemptEndingTimestamp: failure.attemptEndingTimestamp,
       rawData: record.data.toString('base64'),
       ...(failure.lambdaArn ? { lambdaArn: failure.lambdaArn } : {}),
+      ...(failure.errorOutputType === 'format-conversion-failed'
+        ? { sequenceNumber: record.sequenceNumber, subSequenceNumber: record.subSequenceNumber }
+        : {}),
     }) + '\n',
   );
 }

@@ -6,6 +6,8 @@ import type { ServiceConfig } from './config.js';
 import { DeliveryStream, type DeliveredEvent } from './delivery-stream.js';
 import { createLogger, type Logger } from './log.js';
 import { KinesisSource } from './sources/kinesis.js';
+import { availableParallelism } from 'node:os';
+import { ConversionPool } from './conversion/pool.js';
 import { HandlerPool } from './transform/pool.js';
 
 const MiB = 1024 * 1024;
@@ -41,7 +43,9 @@ export async function startService(config: ServiceConfig, options: ServiceOption
   const budget = new ByteBudget((config.runtime.memoryBudgetInMBs ?? 0) * MiB || 2 * bufferBytes);
 
   const streams: DeliveryStream[] = [];
-  const pools: HandlerPool[] = [];
+  const pools: Array<{ close(): Promise<void> }> = [];
+  // One set of conversion threads for the process (both cores), shared by every converting stream.
+  let conversions: ConversionPool | undefined;
   const sources: KinesisSource[] = [];
   for (const streamConfig of config.deliveryStreams) {
     const name = streamConfig.deliveryStreamName;
@@ -58,6 +62,11 @@ export async function startService(config: ServiceConfig, options: ServiceOption
       await handlers.start(); // a module that cannot load stops the start, with its error
       pools.push(handlers);
     }
+    if (pipeline.conversion && !conversions) {
+      conversions = new ConversionPool(Math.max(1, Math.min(4, availableParallelism())), log);
+      conversions.start();
+      pools.push(conversions);
+    }
     const { region, streamName } = streamConfig.kinesisStreamSource;
     const stream = new DeliveryStream({
       name,
@@ -65,6 +74,7 @@ export async function startService(config: ServiceConfig, options: ServiceOption
       destination: plugin.create(destinationConfig, { deliveryStreamName: name, log: streamLog }),
       pipeline,
       ...(handlers ? { handlers } : {}),
+      ...(pipeline.conversion && conversions ? { conversions } : {}),
       identity: {
         region,
         deliveryStreamArn: `arn:aws:firehose:${region}:000000000000:deliverystream/${name}`,

@@ -1,16 +1,18 @@
 import { z } from 'zod';
 import { flag, httpUrl, intIn, matching, oneOf, text } from '../../src/schema.js';
+import { dataFormatConversionConfigurationSchema } from '../../src/conversion/config.js';
 import { dynamicPartitioningConfigurationSchema, processingConfigurationSchema } from '../../src/transform/config.js';
 import { compilePrefix, PrefixError, withDefaultTime, type CompiledPrefix } from './prefix.js';
 
 const bucketName = matching(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name (3–63 of a-z 0-9 . -)');
 
+/** sizeInMBs defaults to 5, or 128 with format conversion and 64 with dynamic partitioning, as in Firehose. */
 export const s3BufferingHints = z
   .strictObject({
-    sizeInMBs: intIn(1, 128).default(5),
+    sizeInMBs: intIn(1, 128).optional(),
     intervalInSeconds: intIn(60, 900).default(300),
   })
-  .default({ sizeInMBs: 5, intervalInSeconds: 300 });
+  .default({ intervalInSeconds: 300 });
 
 const prefix = z
   .string({ error: 'must be a string' })
@@ -41,6 +43,7 @@ export const s3DestinationSchema = z
     multipartPartSizeInMBs: intIn(5, 128).default(16),
     processingConfiguration: processingConfigurationSchema.optional(),
     dynamicPartitioningConfiguration: dynamicPartitioningConfigurationSchema.optional(),
+    dataFormatConversionConfiguration: dataFormatConversionConfigurationSchema.optional(),
   })
   .superRefine((value, ctx) => {
     if (!value.bucket && !value.bucketARN) {
@@ -51,9 +54,29 @@ export const s3DestinationSchema = z
     }
   })
   .transform((value, ctx) => {
+    const conversion = value.dataFormatConversionConfiguration ?? undefined;
+    const partitioning = value.dynamicPartitioningConfiguration?.enabled ?? false;
+    const floor = conversion || partitioning ? 64 : 1;
+    const sizeInMBs = value.bufferingHints.sizeInMBs ?? (conversion ? 128 : partitioning ? 64 : 5);
+    if (sizeInMBs < floor) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['bufferingHints', 'sizeInMBs'],
+        message: `must be 64–128 with ${conversion ? 'format conversion' : 'dynamic partitioning'} (as in Firehose), got ${sizeInMBs}`,
+      });
+    }
+    if (conversion && value.compressionFormat !== 'UNCOMPRESSED') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['compressionFormat'],
+        message: `must be UNCOMPRESSED with format conversion, got ${value.compressionFormat}: Parquet compresses inside the file (outputFormatConfiguration.serializer.parquetSerDe.compression)`,
+      });
+    }
     const compiled = compilePrefixes(value, ctx);
     return {
       ...value,
+      bufferingHints: { ...value.bufferingHints, sizeInMBs },
+      conversion,
       bucket: value.bucket ?? value.bucketARN!.split(':::')[1]!,
       processing: value.processingConfiguration ?? undefined,
       dynamicPartitioning: value.dynamicPartitioningConfiguration?.enabled ?? false,
@@ -66,7 +89,6 @@ export type S3DestinationConfig = z.output<typeof s3DestinationSchema>;
 interface PrefixInputs {
   prefix: string;
   errorOutputPrefix: string;
-  bufferingHints: { sizeInMBs: number };
   processingConfiguration?: z.output<typeof processingConfigurationSchema> | undefined;
   dynamicPartitioningConfiguration?: { enabled: boolean } | undefined;
 }
@@ -103,9 +125,6 @@ function compilePrefixes(value: PrefixInputs, ctx: z.RefinementCtx): { objectPre
     if (partitioning) {
       if (!usesKeys) issue('prefix', 'with dynamic partitioning, the prefix must use !{partitionKeyFromQuery:…} or !{partitionKeyFromLambda:…}');
       if (!value.errorOutputPrefix) issue('errorOutputPrefix', 'is required with dynamic partitioning');
-      if (value.bufferingHints.sizeInMBs < 64) {
-        ctx.addIssue({ code: 'custom', path: ['bufferingHints', 'sizeInMBs'], message: `must be 64–128 with dynamic partitioning (as in Firehose), got ${value.bufferingHints.sizeInMBs}` });
-      }
     }
     const queryKeys = processing?.metadataExtraction?.keys ?? [];
     for (const key of main.queryKeys) {

@@ -30,7 +30,7 @@ export class S3Destination implements Destination {
     private readonly context: DestinationContext,
   ) {
     this.client = createS3Client(config);
-    this.extension = config.fileExtension ?? (config.compressionFormat === 'GZIP' ? '.gz' : '');
+    this.extension = config.fileExtension ?? (config.conversion ? '.parquet' : config.compressionFormat === 'GZIP' ? '.gz' : '');
   }
 
   async deliver(batch: EncodedBatch, signal: AbortSignal) {
@@ -46,7 +46,9 @@ export class S3Destination implements Destination {
       id: batch.id,
       extension: this.extension,
     });
-    const contentType = batch.compression === 'GZIP' ? 'application/gzip' : 'application/octet-stream';
+    const contentType = this.config.conversion && !batch.errorOutputType
+      ? 'application/vnd.apache.parquet'
+      : batch.compression === 'GZIP' ? 'application/gzip' : 'application/octet-stream';
     const partSize = this.config.multipartPartSizeInMBs * MiB;
     if (batch.encodedBytes <= partSize) {
       // One PutObject; the chunks are joined once here, never per record.
@@ -83,6 +85,7 @@ export const s3Plugin: DestinationPlugin<S3DestinationConfig> = {
   configKey: 's3Destination',
   schema: s3DestinationSchema,
   pipeline: (config) => ({
+    conversion: config.conversion,
     buffer: {
       sizeBytes: config.bufferingHints.sizeInMBs * MiB,
       intervalMs: config.bufferingHints.intervalInSeconds * 1000,

@@ -1,0 +1,94 @@
+import type { Acknowledgements } from '../ack.js';
+import type { Encoder } from '../encoder.js';
+import type { SourceRecord } from '../records.js';
+import type { ConversionPool } from './pool.js';
+import type { SessionSpec } from './worker.js';
+
+const CHUNK_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Encodes a buffer's records as one Parquet file while they arrive: records are copied into
+ * chunks that go to a conversion thread as they fill (both cores convert while reading goes on).
+ * A record the thread cannot convert comes back by index: its position moves from this object's
+ * acknowledgements to the error output's before the object is delivered, so it ends exactly once.
+ */
+export class ParquetEncoder implements Encoder {
+  private readonly session: number;
+  private chunk: Uint8Array;
+  private used = 0;
+  private ends: number[] = [];
+  private records: SourceRecord[] = [];
+  private readonly inFlight = new Map<number, SourceRecord[]>();
+  private nextChunk = 0;
+  private finishing: { resolve(parts: Buffer[]): void; reject(err: Error): void } | undefined;
+  private result: { parts: Uint8Array[] } | { error: string } | undefined;
+
+  constructor(
+    private readonly pool: ConversionPool,
+    spec: SessionSpec,
+    private readonly acks: Acknowledgements,
+    private readonly onFailed: (record: SourceRecord, message: string) => void,
+  ) {
+    this.chunk = new Uint8Array(CHUNK_BYTES);
+    this.session = pool.open(spec, {
+      chunkDone: (chunk, failures) => {
+        const records = this.inFlight.get(chunk)!;
+        this.inFlight.delete(chunk);
+        for (const { index, message } of failures) {
+          const record = records[index]!;
+          this.acks.remove(record.segment);
+          this.onFailed(record, message);
+        }
+        this.settle();
+      },
+      finished: (parts) => {
+        this.result = { parts };
+        this.settle();
+      },
+      failed: (message) => {
+        this.result = { error: message };
+        this.settle();
+      },
+    });
+  }
+
+  append(record: SourceRecord): void {
+    const data = record.data;
+    if (this.used + data.length > this.chunk.length && this.ends.length > 0) this.send();
+    if (data.length > this.chunk.length) this.chunk = new Uint8Array(data.length);
+    this.chunk.set(data, this.used);
+    this.used += data.length;
+    this.ends.push(this.used);
+    this.records.push(record);
+  }
+
+  finish(): Promise<Buffer[]> {
+    if (this.ends.length > 0) this.send();
+    this.pool.finish(this.session);
+    return new Promise((resolve, reject) => {
+      this.finishing = { resolve, reject };
+      this.settle();
+    });
+  }
+
+  private send(): void {
+    const id = this.nextChunk++;
+    this.inFlight.set(id, this.records);
+    this.pool.chunk(this.session, id, this.chunk.subarray(0, this.used), Uint32Array.from(this.ends));
+    this.chunk = new Uint8Array(CHUNK_BYTES);
+    this.used = 0;
+    this.ends = [];
+    this.records = [];
+  }
+
+  /** Resolves finish() once every chunk's failures are accounted for and the file is complete. */
+  private settle(): void {
+    if (!this.finishing || !this.result) return;
+    if ('error' in this.result) {
+      this.finishing.reject(new Error(`Parquet conversion failed: ${this.result.error}`));
+      return;
+    }
+    if (this.inFlight.size > 0) return;
+    this.finishing.resolve(this.result.parts.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength)));
+  }
+}
