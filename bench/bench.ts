@@ -19,6 +19,11 @@ import { silentLogger } from '../src/log.js';
 import type { RecordSink, Source, SourceRecord } from '../src/records.js';
 import { sampleLogRecord } from '../src/dev/sample-records.js';
 import { S3Destination } from '../destinations/s3/index.js';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { ConversionPool } from '../src/conversion/pool.js';
+import { parseType } from '../src/conversion/types.js';
+import type { SessionSpec } from '../src/conversion/worker.js';
 import { s3DestinationSchema } from '../destinations/s3/config.js';
 import { LOCAL_CREDENTIALS, startS3rver } from '../src/dev/peers.js';
 
@@ -31,9 +36,11 @@ const { values } = parseArgs({
   options: {
     input: { type: 'string' },
     mb: { type: 'string', default: '256' },
-    'buffer-mb': { type: 'string', default: '64' },
+    'buffer-mb': { type: 'string', default: '128' },
     s3: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
+    /** Internal: run one engine path in this process and print its figures as JSON. */
+    engine: { type: 'string' },
   },
 });
 const totalBytes = Number(values.mb) * MiB;
@@ -159,7 +166,22 @@ const memoryStore: CheckpointStore = {
   save: async () => undefined,
 };
 
-async function runEngine(pool: Buffer[]): Promise<{ seconds: number; out: number; objects: number; peakRss: number }> {
+/** The columns of the benchmark's log records, for the Parquet path. */
+const logSchema: SessionSpec = {
+  columns: [
+    ['timestamp', 'timestamp'], ['level', 'string'], ['service', 'string'], ['host', 'string'], ['pid', 'int'],
+    ['trace_id', 'string'], ['span_id', 'string'], ['request_id', 'string'],
+    ['http', 'struct<method:string,path:string,status:int,latency_ms:double,bytes:bigint,client_ip:string,user_agent:string>'],
+    ['user', 'struct<id:string,tenant:string>'], ['message', 'string'],
+  ].map(([name, type]) => ({ name: name!, type: parseType(type!), nullable: true })),
+  deserializer: { caseInsensitive: true, columnToJsonKeyMappings: {}, convertDotsInJsonKeysToUnderscores: false },
+  compression: 'SNAPPY',
+  pageSizeBytes: MiB,
+  rowGroupBytes: 8 * MiB,
+  enableDictionaryCompression: true,
+};
+
+async function runEngine(pool: Buffer[], mode: 'gzip' | 'parquet'): Promise<{ seconds: number; out: number; objects: number; peakRss: number; failed: number }> {
   let s3: Awaited<ReturnType<typeof startS3rver>> | undefined;
   let destination: Destination;
   const nullSink = new NullDestination();
@@ -173,6 +195,8 @@ async function runEngine(pool: Buffer[]): Promise<{ seconds: number; out: number
     });
   } else destination = nullSink;
 
+  const conversions = mode === 'parquet' ? new ConversionPool(2, silentLogger) : undefined;
+  conversions?.start();
   const budget = new ByteBudget(2 * bufferBytes);
   const checkpointer = new Checkpointer('bench', memoryStore, new Map(), { startedAt: Date.now(), firstStart: true }, budget, silentLogger);
   const source = new MemorySource(pool, checkpointer, budget);
@@ -181,7 +205,11 @@ async function runEngine(pool: Buffer[]): Promise<{ seconds: number; out: number
     name: 'bench',
     source,
     destination,
-    pipeline: { buffer: { sizeBytes: bufferBytes, intervalMs: 900_000, compression: 'GZIP', appendNewlineDelimiter: false } },
+    pipeline: {
+      buffer: { sizeBytes: bufferBytes, intervalMs: 900_000, compression: mode === 'gzip' ? 'GZIP' : 'UNCOMPRESSED', appendNewlineDelimiter: false },
+      ...(mode === 'parquet' ? { conversion: logSchema } : {}),
+    },
+    ...(conversions ? { conversions } : {}),
     identity: { region: 'us-east-1', deliveryStreamArn: 'bench', sourceKinesisStreamArn: 'bench' },
     checkpointer,
     clock: systemClock,
@@ -197,15 +225,32 @@ async function runEngine(pool: Buffer[]): Promise<{ seconds: number; out: number
   clearInterval(sampler);
   peakRss = Math.max(peakRss, process.memoryUsage.rss());
   await s3?.stop();
-  return { seconds, out, objects: stream.stats.objectsDelivered, peakRss };
+  await conversions?.close();
+  return { seconds, out, objects: stream.stats.objectsDelivered, peakRss, failed: stream.stats.recordsToErrorOutput };
+}
+
+/** One engine path, in its own process so its peak RSS is its own. */
+function engineInChild(mode: 'gzip' | 'parquet') {
+  const args = [fileURLToPath(import.meta.url), '--engine', mode, '--mb', String(values.mb), '--buffer-mb', String(values['buffer-mb'])];
+  if (values.input) args.push('--input', values.input);
+  if (values.s3) args.push('--s3');
+  const out = execFileSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 20 });
+  return JSON.parse(out.trim().split('\n').at(-1)!) as { seconds: number; out: number; objects: number; peakRss: number; rssBefore: number; failed: number };
 }
 
 async function main() {
+  if (values.engine) {
+    const mode = values.engine as 'gzip' | 'parquet';
+    const pool = loadPool();
+    const rssBefore = process.memoryUsage.rss();
+    const result = await runEngine(pool, mode);
+    process.stdout.write(JSON.stringify({ ...result, rssBefore }) + '\n');
+    return;
+  }
+  const gzipRun = engineInChild('gzip');
+  const parquetRun = engineInChild('parquet');
   const pool = loadPool();
   const poolBytes = pool.reduce((s, r) => s + r.length, 0);
-  // The engine runs first, so its peak RSS holds only the input pool and what the engine keeps.
-  const rssBefore = process.memoryUsage.rss();
-  const engine = await runEngine(pool);
   const chunks = chunksOfRun(pool);
   const inputBytes = chunks.reduce((s, c) => s + c.length, 0);
   const mibs = (seconds: number) => inputBytes / MiB / seconds;
@@ -221,14 +266,21 @@ async function main() {
     sink: values.s3 ? 's3rver' : 'null',
     zlibOneStreamMiBs: +mibs(one.seconds).toFixed(1),
     zlibParallelChunksMiBs: +mibs(parallel.seconds).toFixed(1),
-    engineMiBs: +mibs(engine.seconds).toFixed(1),
-    engineVsOneStream: +(one.seconds / engine.seconds).toFixed(2),
-    engineVsParallelChunks: +(parallel.seconds / engine.seconds).toFixed(2),
+    engineMiBs: +mibs(gzipRun.seconds).toFixed(1),
+    engineVsOneStream: +(one.seconds / gzipRun.seconds).toFixed(2),
+    engineVsParallelChunks: +(parallel.seconds / gzipRun.seconds).toFixed(2),
     compressionRatioZlib: +(inputBytes / one.out).toFixed(2),
-    compressionRatioEngine: +(inputBytes / engine.out).toFixed(2),
-    objects: engine.objects,
-    rssBeforeEngineMiB: Math.round(rssBefore / MiB),
-    peakRssMiB: Math.round(engine.peakRss / MiB),
+    compressionRatioEngine: +(inputBytes / gzipRun.out).toFixed(2),
+    objects: gzipRun.objects,
+    rssBeforeEngineMiB: Math.round(gzipRun.rssBefore / MiB),
+    peakRssMiB: Math.round(gzipRun.peakRss / MiB),
+    parquetMiBs: +mibs(parquetRun.seconds).toFixed(1),
+    parquetVsGzipEngine: +(gzipRun.seconds / parquetRun.seconds).toFixed(2),
+    parquetRatio: +(inputBytes / parquetRun.out).toFixed(2),
+    parquetObjects: parquetRun.objects,
+    parquetFailedRecords: parquetRun.failed,
+    parquetPeakRssMiB: Math.round(parquetRun.peakRss / MiB),
+    parquetRssBeforeMiB: Math.round(parquetRun.rssBefore / MiB),
     inputPoolMiB: Math.round(poolBytes / MiB),
   };
   if (values.json) {
@@ -243,6 +295,8 @@ async function main() {
     `engine     source → buffer → gzip → sink       ${result.engineMiBs} MiB/s   ratio ${result.compressionRatioEngine}×, ${result.objects} objects`,
     `ratio      engine / one-stream zlib = ${result.engineVsOneStream}×,  engine / parallel-chunk zlib = ${result.engineVsParallelChunks}×`,
     `memory     peak RSS ${result.peakRssMiB} MiB (${result.rssBeforeEngineMiB} MiB before the engine ran, holding the input pool)`,
+    `parquet    source → buffer → Parquet (SNAPPY) → sink   ${result.parquetMiBs} MiB/s of JSON in = ${result.parquetVsGzipEngine}× the GZIP path, ratio ${result.parquetRatio}×, ${result.parquetObjects} objects, ${result.parquetFailedRecords} records failed`,
+    `memory     parquet peak RSS ${result.parquetPeakRssMiB} MiB (${result.parquetRssBeforeMiB} MiB before)`,
   ];
   process.stdout.write(lines.join('\n') + '\n');
 }

@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { coerce, parseType, rowOf } from '../src/conversion/types.js';
+
+describe('column types and OpenX coercions', () => {
+  it('parses Hive types as Glue writes them', () => {
+    expect(parseType('array<struct<a:int,b:map<string,decimal(10,2)>>>')).toEqual({
+      kind: 'array',
+      element: { kind: 'struct', fields: [{ name: 'a', type: { kind: 'int' } }, { name: 'b', type: { kind: 'map', key: { kind: 'string' }, value: { kind: 'decimal', precision: 10, scale: 2 } } }] },
+    });
+    expect(parseType('varchar(20)')).toEqual({ kind: 'string' });
+    expect(parseType('BIGINT')).toEqual({ kind: 'bigint' });
+  });
+
+  it.each([
+    ['int', '42', 42],
+    ['int', 42, 42],
+    ['bigint', '9007199254740993', 9007199254740993n], // exact beyond 2^53
+    ['double', '2.5', 2.5],
+    ['boolean', 'true', true],
+    ['string', 17, '17'],
+    ['string', { a: 1 }, '{"a":1}'],
+    ['decimal(12,2)', '123.455', 12346n], // exact, rounded half up
+    ['decimal(12,2)', 0.1, 10n],
+    ['decimal(5,0)', '-1e3', -1000n],
+    ['timestamp', '2026-01-02T03:04:05.678Z', new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 678))],
+    ['timestamp', 1767323045678, new Date(1767323045678)],
+    ['timestamp', '1767323045678', new Date(1767323045678)],
+    ['date', '2024-02-29', new Date(Date.UTC(2024, 1, 29))],
+  ])('%s from %j', (type, value, expected) => {
+    expect(coerce(value, parseType(type), 'c')).toEqual(expected);
+  });
+
+  it.each([
+    ['int', 'twelve', 'c: "twelve" cannot be read as int'],
+    ['int', 2 ** 31, 'is out of range for int'],
+    ['decimal(4,2)', '123.45', 'does not fit decimal(4,2)'],
+    ['date', '02/29/2024', 'is not a yyyy-MM-dd date'],
+    ['array<int>', [1, 'x'], 'c[1]: "x" cannot be read as int'],
+    ['struct<a:int>', { a: 'no' }, 'c.a: "no" cannot be read as int'],
+  ])('%s rejects %j, naming the path', (type, value, message) => {
+    expect(() => coerce(value, parseType(type), 'c')).toThrow(message);
+  });
+
+  it('reads rows with case-insensitive keys, key mappings and dotted keys', () => {
+    const columns = [
+      { name: 'userid', type: parseType('string'), nullable: false },
+      { name: 'city', type: parseType('string'), nullable: true },
+      { name: 'geo_lat', type: parseType('double'), nullable: true },
+    ];
+    const options = { caseInsensitive: true, columnToJsonKeyMappings: { city: 'address.city' }, convertDotsInJsonKeysToUnderscores: true };
+    expect(rowOf({ UserId: 'u1', address: { city: 'Lyon' }, 'geo.lat': '45.7' }, columns, options)).toEqual(['u1', 'Lyon', 45.7]);
+    expect(() => rowOf({ city: 'x' }, columns, options)).toThrow('userid: is required (not nullable)');
+    expect(() => rowOf({ UserId: 'u1' }, columns, { ...options, caseInsensitive: false })).toThrow('userid: is required');
+  });
+});
