@@ -191,6 +191,7 @@ async function runEngine(pool: Buffer[], mode: 'gzip' | 'parquet'): Promise<{ se
     process.env.AWS_SECRET_ACCESS_KEY = LOCAL_CREDENTIALS.secretAccessKey;
     destination = new S3Destination(s3DestinationSchema.parse({ bucket: 'bench', endpoint: s3.endpoint, compressionFormat: 'GZIP' }), {
       deliveryStreamName: 'bench',
+      deliveryStreamArn: 'arn:aws:firehose:us-east-1:000000000000:deliverystream/bench',
       log: silentLogger,
     });
   } else destination = nullSink;

@@ -27,6 +27,8 @@ export interface SealedBatch {
   readonly acks: Acknowledgements;
   readonly body: Promise<Buffer[]>;
   readonly tags: BufferTags;
+  /** The records themselves, when the encoder keeps them (record-oriented destinations). */
+  readonly heldRecords?: readonly SourceRecord[];
 }
 
 /**
@@ -74,7 +76,7 @@ export class RecordBuffer {
     this.records++;
     this.rawBytes += size;
     if (record.approximateArrivalTimestamp < this.oldestArrival) this.oldestArrival = record.approximateArrivalTimestamp;
-    if (this.rawBytes >= this.settings.sizeBytes) this.seal('size');
+    if (this.rawBytes >= this.settings.sizeBytes || this.records === this.settings.maxRecords) this.seal('size');
   }
 
   /** When the first record now buffered arrived (Infinity when empty). */
@@ -108,6 +110,7 @@ export class RecordBuffer {
       acks: this.acks,
       body: this.encoder!.finish(),
       tags: this.tags,
+      ...(this.encoder!.records ? { heldRecords: this.encoder!.records } : {}),
     };
     this.encoder = undefined;
     this.acks = new Acknowledgements();

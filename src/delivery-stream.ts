@@ -4,7 +4,8 @@ import { Acknowledgements } from './ack.js';
 import { BufferSet, type FlushReason, type SealedBatch } from './buffer.js';
 import type { Checkpointer } from './checkpoints.js';
 import { sleep, type Clock } from './clock.js';
-import type { DeliveryReceipt, Destination, EncodedBatch, PipelineSettings } from './destination.js';
+import { DeliveryError, type DeliveryReceipt, type Destination, type EncodedBatch, type PipelineSettings } from './destination.js';
+import { RecordListEncoder } from './encoder.js';
 import { errorOutputLine, type Failure } from './error-output.js';
 import type { Logger } from './log.js';
 import type { RecordSink, Source, SourceRecord } from './records.js';
@@ -51,6 +52,8 @@ export interface DeliveryStreamOptions {
   readonly name: string;
   readonly source: Source;
   readonly destination: Destination;
+  /** Where the error output goes, when not the destination itself (an HTTP endpoint's S3 backup). */
+  readonly errorOutput?: Destination;
   readonly pipeline: PipelineSettings;
   /** The running transform module, when processing has one. */
   readonly handlers?: HandlerPool;
@@ -109,7 +112,8 @@ export class DeliveryStream implements RecordSink {
               }),
             )
         : undefined;
-    this.objects = new BufferSet(buffer, options.clock, options.maxActivePartitions ?? MAX_ACTIVE_PARTITIONS, dispatch, () => this.stats.partitionCountExceeded++, parquet);
+    const encoder = parquet ?? (options.pipeline.recordOriented ? () => new RecordListEncoder() : undefined);
+    this.objects = new BufferSet(buffer, options.clock, options.maxActivePartitions ?? MAX_ACTIVE_PARTITIONS, dispatch, () => this.stats.partitionCountExceeded++, encoder);
     // Error output lines end in "\n" themselves.
     this.errors = new BufferSet({ ...buffer, appendNewlineDelimiter: false }, options.clock, 16, dispatch);
     const lambda = options.pipeline.processing?.lambda;
@@ -184,6 +188,22 @@ export class DeliveryStream implements RecordSink {
     this.errors.append(failure.errorOutputType, { errorOutputType: failure.errorOutputType }, { ...record, data: errorOutputLine(record, failure) });
   }
 
+  /** A batch the destination would not take: each record moves to the error output, with the last error. */
+  private toErrorOutput(sealed: SealedBatch, errorOutputType: string, err: unknown, attempts: number): void {
+    const ended = Date.now();
+    for (const record of sealed.heldRecords!) {
+      sealed.acks.remove(record.segment);
+      this.fail(record, {
+        errorOutputType: errorOutputType as Failure['errorOutputType'],
+        errorCode: err instanceof DeliveryError ? err.code : 'Delivery.Failed',
+        errorMessage: (err as Error)?.message ?? String(err),
+        attemptsMade: attempts,
+        attemptEndingTimestamp: ended,
+      });
+    }
+    sealed.acks.release();
+  }
+
   /** Dropped on purpose: the records reached their end here. */
   private drop(records: readonly SourceRecord[]): void {
     this.stats.recordsDropped += records.length;
@@ -249,12 +269,16 @@ export class DeliveryStream implements RecordSink {
     }
     // Conversion may have moved records to the error output meanwhile; if none is left, there is no object to write.
     const records = sealed.acks.records;
-    if (records === 0 || chunks.length === 0) {
+    if (records === 0 || (chunks.length === 0 && !sealed.heldRecords)) {
       sealed.acks.release();
       return;
     }
     let encodedBytes = 0;
     for (const chunk of chunks) encodedBytes += chunk.length;
+    const isErrorOutput = sealed.tags.errorOutputType !== undefined;
+    const target = isErrorOutput ? (this.options.errorOutput ?? destination) : destination;
+    // The error output is retried until written: it is where records end when all else failed.
+    const retry = isErrorOutput ? undefined : this.options.pipeline.retry;
     const batch: EncodedBatch = {
       id: sealed.id,
       deliveryStreamName: this.options.name,
@@ -265,21 +289,29 @@ export class DeliveryStream implements RecordSink {
       encodedBytes,
       oldestArrivalTimestamp: sealed.oldestArrivalTimestamp,
       ...sealed.tags,
+      ...(sealed.heldRecords ? { recordData: sealed.heldRecords.map((r) => r.data) } : {}),
     };
+    const deadline = retry ? Date.now() + retry.durationMs : Infinity;
     let receipt: DeliveryReceipt | undefined;
     let attempt = 0;
     while (!receipt) {
       attempt++;
       try {
-        receipt = await destination.deliver(batch, signal);
+        receipt = await target.deliver(batch, signal);
       } catch (err) {
         if (signal.aborted) {
           this.undelivered++;
           return;
         }
         this.stats.deliveryAttemptsFailed++;
-        const delayMs = backoff(attempt, 1_000, 60_000);
-        log.warn('delivery failed; retrying', { batch: batch.id, records: batch.records, attempt, delayMs, error: err });
+        const permanent = err instanceof DeliveryError && !err.retryable;
+        const delayMs = backoff(attempt, 1_000, 120_000);
+        if (retry && sealed.heldRecords && (permanent || Date.now() + delayMs > deadline)) {
+          log.warn('delivery failed for good; the records go to the error output', { batch: batch.id, records, attempts: attempt, error: err });
+          this.toErrorOutput(sealed, retry.errorOutputType, err, attempt);
+          return;
+        }
+        log.warn('delivery failed; retrying', { batch: batch.id, records, attempt, delayMs, error: err });
         await sleep(delayMs, signal);
       }
     }

@@ -11,6 +11,8 @@ export interface BufferSettings {
   readonly intervalMs: number;
   readonly compression: CompressionFormat;
   readonly appendNewlineDelimiter: boolean;
+  /** Seal at this many records (an HTTP request carries at most 10,000). */
+  readonly maxRecords?: number;
 }
 
 /** A sealed buffer, encoded: what a destination is asked to deliver. */
@@ -31,6 +33,23 @@ export interface EncodedBatch {
   readonly partitionKeys?: Readonly<Record<string, string>>;
   /** Set for the error output: processing-failed, partitioning-failed, … */
   readonly errorOutputType?: string;
+  /** For record-oriented destinations (HTTP endpoints): each record's bytes, in order. */
+  readonly recordData?: readonly Buffer[];
+}
+
+/**
+ * A failed delivery. Retryable ones are retried within the destination's retry duration; the
+ * records of a batch that fails for good go to the error output.
+ */
+export class DeliveryError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly retryable: boolean,
+  ) {
+    super(message);
+    this.name = 'DeliveryError';
+  }
 }
 
 export interface DeliveryReceipt {
@@ -49,6 +68,7 @@ export interface Destination {
 
 export interface DestinationContext {
   readonly deliveryStreamName: string;
+  readonly deliveryStreamArn: string;
   readonly log: Logger;
 }
 
@@ -61,6 +81,13 @@ export interface PipelineSettings {
   readonly partitioning?: { readonly queryKeys: readonly string[]; readonly lambdaKeys: readonly string[] } | undefined;
   /** Record format conversion to Parquet: the columns and writer settings. */
   readonly conversion?: SessionSpec | undefined;
+  /**
+   * How long a batch is retried before its records go to the error output (as `errorOutputType`);
+   * undefined: retried until delivered (S3, whose error output is itself).
+   */
+  readonly retry?: { readonly durationMs: number; readonly errorOutputType: string } | undefined;
+  /** Batches are whole records, kept for the destination (the HTTP body is built from them). */
+  readonly recordOriented?: boolean;
 }
 
 /** A destination as the YAML names it: its configuration key, schema, pipeline settings and factory. */
@@ -69,4 +96,6 @@ export interface DestinationPlugin<Config> {
   readonly schema: z.ZodType<Config, unknown>;
   pipeline(config: Config): PipelineSettings;
   create(config: Config, context: DestinationContext): Destination;
+  /** Where the error output goes when it is not the destination itself (an S3 backup bucket). */
+  createErrorOutput?(config: Config, context: DestinationContext): Destination;
 }

@@ -8,6 +8,21 @@ export interface Encoder {
   append(record: SourceRecord): void;
   /** The object's bytes, in order; resolves once everything appended is encoded. */
   finish(): Promise<Buffer[]>;
+  /** Record-oriented encoders keep the records themselves. */
+  readonly records?: readonly SourceRecord[];
+}
+
+/** Keeps the records as they are, for destinations that send records, not objects. */
+export class RecordListEncoder implements Encoder {
+  readonly records: SourceRecord[] = [];
+
+  append(record: SourceRecord): void {
+    this.records.push(record);
+  }
+
+  finish(): Promise<Buffer[]> {
+    return Promise.resolve([]);
+  }
 }
 
 const NEWLINE = Buffer.from('\n');

@@ -2,7 +2,7 @@ import type { SourceRecord } from './records.js';
 
 /** Why a record went to the error output, as Firehose writes it there. */
 export interface Failure {
-  readonly errorOutputType: 'processing-failed' | 'partitioning-failed' | 'format-conversion-failed';
+  readonly errorOutputType: 'processing-failed' | 'partitioning-failed' | 'format-conversion-failed' | 'http-endpoint-failed';
   readonly errorCode: string;
   readonly errorMessage: string;
   readonly attemptsMade: number;

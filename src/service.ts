@@ -68,16 +68,20 @@ export async function startService(config: ServiceConfig, options: ServiceOption
       pools.push(conversions);
     }
     const { region, streamName } = streamConfig.kinesisStreamSource;
+    const deliveryStreamArn = `arn:aws:firehose:${region}:000000000000:deliverystream/${name}`;
+    const context = { deliveryStreamName: name, deliveryStreamArn, log: streamLog };
+    const errorOutput = plugin.createErrorOutput?.(destinationConfig, context);
     const stream = new DeliveryStream({
       name,
       source,
-      destination: plugin.create(destinationConfig, { deliveryStreamName: name, log: streamLog }),
+      destination: plugin.create(destinationConfig, context),
+      ...(errorOutput ? { errorOutput } : {}),
       pipeline,
       ...(handlers ? { handlers } : {}),
       ...(pipeline.conversion && conversions ? { conversions } : {}),
       identity: {
         region,
-        deliveryStreamArn: `arn:aws:firehose:${region}:000000000000:deliverystream/${name}`,
+        deliveryStreamArn,
         sourceKinesisStreamArn: streamConfig.kinesisStreamSource.streamARN ?? `arn:aws:kinesis:${region}:000000000000:stream/${streamName}`,
       },
       checkpointer,

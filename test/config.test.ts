@@ -37,6 +37,12 @@ function problems(yaml: string, env: Record<string, string> = {}): string[] {
 }
 
 const s3 = (doc: Doc) => doc.deliveryStreams[0]!.s3Destination as Record<string, unknown>;
+/** Replaces the S3 destination by an HTTP endpoint destination. */
+const http = (doc: Doc, config: Record<string, unknown>) => {
+  const stream = doc.deliveryStreams[0] as Record<string, unknown>;
+  delete stream.s3Destination;
+  stream.httpEndpointDestination = config;
+};
 const source = (doc: Doc) => doc.deliveryStreams[0]!.kinesisStreamSource as Record<string, unknown>;
 
 describe('configuration', () => {
@@ -77,7 +83,17 @@ describe('configuration', () => {
     ['AT_TIMESTAMP without a time', (d: Doc) => (source(d).startingPosition = 'AT_TIMESTAMP'),
       'deliveryStreams[0].kinesisStreamSource.startingTimestamp: is required when startingPosition is AT_TIMESTAMP'],
     ['no destination', (d: Doc) => delete (d.deliveryStreams[0] as Record<string, unknown>).s3Destination,
-      'deliveryStreams[0]: needs a destination (one of s3Destination)'],
+      'deliveryStreams[0]: needs a destination (one of s3Destination | httpEndpointDestination)'],
+    ['an HTTP destination without a backup bucket', (d: Doc) => http(d, { endpointConfiguration: { url: 'https://example.com/in' } }),
+      'deliveryStreams[0].httpEndpointDestination.s3Configuration: is required'],
+    ['an HTTP endpoint that is not a URL', (d: Doc) => http(d, { endpointConfiguration: { url: 'example.com' }, s3Configuration: { bucket: 'backup' } }),
+      'deliveryStreams[0].httpEndpointDestination.endpointConfiguration.url: must be an http:// or https:// URL, got "example.com"'],
+    ['an HTTP retry duration out of range', (d: Doc) => http(d, { endpointConfiguration: { url: 'https://x.test' }, retryOptions: { durationInSeconds: 7201 }, s3Configuration: { bucket: 'backup' } }),
+      'deliveryStreams[0].httpEndpointDestination.retryOptions.durationInSeconds: must be 0–7200, got 7201'],
+    ['HTTP buffering beyond 64 MB', (d: Doc) => http(d, { endpointConfiguration: { url: 'https://x.test' }, bufferingHints: { sizeInMBs: 65 }, s3Configuration: { bucket: 'backup' } }),
+      'deliveryStreams[0].httpEndpointDestination.bufferingHints.sizeInMBs: must be 1–64, got 65'],
+    ['two destinations', (d: Doc) => ((d.deliveryStreams[0] as Record<string, unknown>).httpEndpointDestination = { endpointConfiguration: { url: 'https://x.test' }, s3Configuration: { bucket: 'backup' } }),
+      'deliveryStreams[0]: has 2 destinations (s3Destination, httpEndpointDestination); a delivery stream has exactly one'],
     ['bad delivery stream name', (d: Doc) => (d.deliveryStreams[0]!.deliveryStreamName = 'has space'),
       'deliveryStreams[0].deliveryStreamName: must be a delivery stream name'],
     ['bad redis url', (d: Doc) => (d.redis.url = 'localhost:6379'),

@@ -17,7 +17,7 @@ export class ParquetEncoder implements Encoder {
   private chunk: Uint8Array;
   private used = 0;
   private ends: number[] = [];
-  private records: SourceRecord[] = [];
+  private chunkRecords: SourceRecord[] = [];
   private readonly inFlight = new Map<number, SourceRecord[]>();
   private nextChunk = 0;
   private finishing: { resolve(parts: Buffer[]): void; reject(err: Error): void } | undefined;
@@ -59,7 +59,7 @@ export class ParquetEncoder implements Encoder {
     this.chunk.set(data, this.used);
     this.used += data.length;
     this.ends.push(this.used);
-    this.records.push(record);
+    this.chunkRecords.push(record);
   }
 
   finish(): Promise<Buffer[]> {
@@ -73,12 +73,12 @@ export class ParquetEncoder implements Encoder {
 
   private send(): void {
     const id = this.nextChunk++;
-    this.inFlight.set(id, this.records);
+    this.inFlight.set(id, this.chunkRecords);
     this.pool.chunk(this.session, id, this.chunk.subarray(0, this.used), Uint32Array.from(this.ends));
     this.chunk = new Uint8Array(CHUNK_BYTES);
     this.used = 0;
     this.ends = [];
-    this.records = [];
+    this.chunkRecords = [];
   }
 
   /** Resolves finish() once every chunk's failures are accounted for and the file is complete. */

@@ -1,0 +1,112 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../src/config.js';
+import { silentLogger } from '../src/log.js';
+import { startService } from '../src/service.js';
+import { startReceiver } from './helpers/http-receiver.js';
+import { SequenceTracker, checkpoints, createStream, multiset, putAll, readObjects, startPeers, waitFor, type Peers } from './helpers/harness.js';
+
+const BUCKET = 'http-backup';
+const arn = (name: string) => `arn:aws:firehose:us-east-1:000000000000:deliverystream/${name}`;
+
+function yaml(peers: Peers, streams: Array<{ name: string; url: string; retrySeconds?: number; gzip?: boolean }>): string {
+  return `
+redis: { url: "${peers.redis.url}" }
+runtime: { checkpointIntervalInMillis: 200, shutdownTimeoutInSeconds: 30 }
+deliveryStreams:
+${streams
+  .map(
+    (s) => `
+  - deliveryStreamName: ${s.name}
+    kinesisStreamSource: { streamName: ${s.name}, endpoint: "${peers.kinesis.endpoint}", idleTimeBetweenReadsInMillis: 200, shardDiscoveryIntervalInSeconds: 1 }
+    httpEndpointDestination:
+      endpointConfiguration: { url: "${s.url}", name: receiver, accessKey: "secret-key-${s.name}" }
+      requestConfiguration:
+        contentEncoding: ${s.gzip ? 'GZIP' : 'NONE'}
+        commonAttributes: [{ attributeName: env, attributeValue: test }, { attributeName: stream, attributeValue: ${s.name} }]
+      bufferingHints: { sizeInMBs: 1, intervalInSeconds: 60 }
+      retryOptions: { durationInSeconds: ${s.retrySeconds ?? 300} }
+      s3BackupMode: FailedDataOnly
+      s3Configuration: { bucket: ${BUCKET}, prefix: "${s.name}/", errorOutputPrefix: "${s.name}-failed/", endpoint: "${peers.s3.endpoint}" }`,
+  )
+  .join('')}`;
+}
+
+const payloads = (tag: string, n: number) => Array.from({ length: n }, (_, i) => Buffer.from(`${tag}-${i} ${'r'.repeat(500 + (i % 300))}`));
+
+describe('HTTP endpoint destination (Firehose HTTP endpoint delivery specification)', () => {
+  let peers: Peers;
+  beforeAll(async () => {
+    peers = await startPeers([BUCKET]);
+  });
+  afterAll(async () => {
+    await peers?.stop();
+  });
+
+  it('retries non-conforming and failed responses with the same request id until a 200 echoes it; every record arrives exactly as put', async () => {
+    const receiver = await startReceiver({
+      accessKey: 'secret-key-flaky',
+      sourceArn: arn('flaky'),
+      reply: (n, requestId) =>
+        n === 1 ? { status: 200, body: { requestId: 'not-the-one', timestamp: 1 } } : n === 2 ? { status: 500, body: { requestId, timestamp: 1, errorMessage: 'busy' } } : { status: 200 },
+    });
+    await createStream(peers.kinesisClient, 'flaky', 2);
+    const service = await startService(parseConfig(yaml(peers, [{ name: 'flaky', url: receiver.url, gzip: true }])), { log: silentLogger });
+    const input = payloads('flaky', 2_500); // ≈ 2 MB: two size-triggered requests and one at shutdown
+    const sequences = new SequenceTracker();
+    (await putAll(peers.kinesisClient, 'flaky', input.map((data, i) => ({ data, partitionKey: `k${i}` })))).forEach((r) => sequences.note(r.shardId, r.sequenceNumber));
+    await waitFor(() => service.streams[0]!.stats.recordsRead === 2_500, 30_000, 'every record read');
+    expect(await service.stop()).toBe(true);
+    await receiver.stop();
+
+    expect(receiver.violations).toEqual([]);
+    expect(multiset(receiver.delivered())).toEqual(multiset(input));
+    // The failed attempts were retried under the same request id, and each id succeeded once.
+    const byId = new Map<string, boolean[]>();
+    for (const r of receiver.requests) byId.set(r.requestId, [...(byId.get(r.requestId) ?? []), r.accepted]);
+    expect(receiver.requests.length).toBe(byId.size + 2);
+    for (const outcomes of byId.values()) expect(outcomes.filter(Boolean)).toHaveLength(1); // accepted once, last
+    for (const outcomes of byId.values()) expect(outcomes.at(-1)).toBe(true);
+    expect(receiver.requests[0]!.headers['content-encoding']).toBe('gzip');
+    expect(JSON.parse(String(receiver.requests[0]!.headers['x-amz-firehose-common-attributes']))).toEqual({ commonAttributes: { env: 'test', stream: 'flaky' } });
+    expect(await checkpoints(peers.redisClient, 'flaky')).toEqual(Object.fromEntries(sequences.lastByShard));
+  });
+
+  it('after the retry duration, or at once on 413, the records go to the S3 error output as http-endpoint-failed with their bytes', async () => {
+    const down = await startReceiver({ sourceArn: arn('down'), reply: () => ({ status: 503, body: { errorMessage: 'maintenance' } }) });
+    const tooLarge = await startReceiver({ sourceArn: arn('toolarge'), reply: () => ({ status: 413 }) });
+    await createStream(peers.kinesisClient, 'down', 1);
+    await createStream(peers.kinesisClient, 'toolarge', 1);
+    const config = parseConfig(yaml(peers, [
+      { name: 'down', url: down.url, retrySeconds: 3 },
+      { name: 'toolarge', url: tooLarge.url },
+    ]));
+    const service = await startService(config, { log: silentLogger });
+    const inputs = { down: payloads('down', 300), toolarge: payloads('toolarge', 300) };
+    const sequences = { down: new SequenceTracker(), toolarge: new SequenceTracker() };
+    for (const name of ['down', 'toolarge'] as const) {
+      (await putAll(peers.kinesisClient, name, inputs[name].map((data, i) => ({ data, partitionKey: `k${i}` })))).forEach((r) => sequences[name].note(r.shardId, r.sequenceNumber));
+    }
+    await waitFor(() => service.streams.every((s) => s.stats.recordsRead === 300), 30_000, 'every record read');
+    expect(await service.stop()).toBe(true);
+    await down.stop();
+    await tooLarge.stop();
+
+    for (const name of ['down', 'toolarge'] as const) {
+      const objects = await readObjects(peers.s3Client, BUCKET, `${name}-failed/`);
+      for (const o of objects) expect(o.key).toMatch(new RegExp(`^${name}-failed/http-endpoint-failed/\\d{4}/\\d{2}/\\d{2}/\\d{2}/${name}-1-`));
+      const lines = objects.flatMap((o) => o.body.toString().split('\n').slice(0, -1)).map((l) => JSON.parse(l) as { rawData: string; errorCode: string; errorMessage: string; attemptsMade: number });
+      expect(multiset(lines.map((l) => Buffer.from(l.rawData, 'base64')))).toEqual(multiset(inputs[name]));
+      expect(await checkpoints(peers.redisClient, name)).toEqual(Object.fromEntries(sequences[name].lastByShard));
+      if (name === 'down') {
+        expect(new Set(lines.map((l) => l.errorCode))).toEqual(new Set(['HttpEndpoint.DestinationException']));
+        expect(lines[0]!.errorMessage).toContain('503: maintenance');
+        expect(lines[0]!.attemptsMade).toBeGreaterThan(1);
+      } else {
+        expect(new Set(lines.map((l) => l.errorCode))).toEqual(new Set(['HttpEndpoint.PayloadTooLarge']));
+        expect(lines[0]!.attemptsMade).toBe(1);
+        expect(tooLarge.requests).toHaveLength(1); // a permanent failure is not retried
+      }
+    }
+    expect(down.violations).toEqual([]);
+  });
+});
