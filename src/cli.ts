@@ -12,10 +12,15 @@ Usage:
   firehose validate --config FILE   check FILE; print every problem with its path
   firehose dev [--shards N] [--rate RECORDS_PER_S] [--max-objects N]
                                     local Kinesis, S3 and Redis, a sample producer, the pipeline
+  firehose dlq list|show|redrive|purge --config FILE [--stream NAME] [--error CODE] [--since ISO-TIME] [--id ID]
+                                    the dead-letter queue: inspect, redeliver, or drop parked records
 `;
 
 async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
+  const [command, ...afterCommand] = argv;
+  // `firehose dlq <action> …`: the action is a word, not an option.
+  const action = command === 'dlq' ? afterCommand[0] : undefined;
+  const rest = command === 'dlq' ? afterCommand.slice(1) : afterCommand;
   const { values } = parseArgs({
     args: rest,
     options: {
@@ -23,6 +28,10 @@ async function main(argv: string[]): Promise<number> {
       shards: { type: 'string', default: '4' },
       rate: { type: 'string', default: '1000' },
       'max-objects': { type: 'string', default: '0' },
+      stream: { type: 'string' },
+      error: { type: 'string' },
+      since: { type: 'string' },
+      id: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -39,6 +48,19 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'run':
       return run(requireConfig(values.config));
+    case 'dlq': {
+      if (!action) throw new UsageError('firehose dlq needs an action: list, show, redrive or purge');
+      const since = values.since === undefined ? undefined : Date.parse(values.since);
+      if (since !== undefined && Number.isNaN(since)) throw new UsageError(`--since must be an ISO-8601 time, got ${JSON.stringify(values.since)}`);
+      const { runDlqCommand } = await import('./dlq-cli.js');
+      return runDlqCommand(action, await loadConfig(requireConfig(values.config)), {
+        ...(values.stream ? { stream: values.stream } : {}),
+        ...(values.error ? { errorCode: values.error } : {}),
+        ...(since !== undefined ? { since } : {}),
+        ...(values.id ? { id: values.id } : {}),
+        out: (line) => process.stdout.write(line + '\n'),
+      });
+    }
     case 'dev': {
       const { runDevMode } = await import('./dev/dev-mode.js');
       return runDevMode({

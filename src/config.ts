@@ -87,8 +87,12 @@ const serviceSchema = z.strictObject({
       /** At SIGTERM, how long to keep trying to deliver what is buffered before giving up (uncheckpointed, so not lost). */
       shutdownTimeoutInSeconds: intIn(1, 3_600).default(60),
       logDeliveries: flag().default(false),
+      /** Records that exhaust a destination's retries are parked here instead of the error output. */
+      deadLetterQueue: z
+        .strictObject({ enabled: flag().default(false), maxSizeInMBs: intIn(1, 65_536).default(256) })
+        .default({ enabled: false, maxSizeInMBs: 256 }),
     })
-    .default({ checkpointIntervalInMillis: 1_000, shutdownTimeoutInSeconds: 60, logDeliveries: false }),
+    .default({ checkpointIntervalInMillis: 1_000, shutdownTimeoutInSeconds: 60, logDeliveries: false, deadLetterQueue: { enabled: false, maxSizeInMBs: 256 } }),
   deliveryStreams: z
     .array(deliveryStream, { error: 'must be a list of delivery streams' })
     .min(1, { message: 'needs at least one delivery stream' }),

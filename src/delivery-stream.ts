@@ -13,6 +13,7 @@ import { QueryError } from './partitioning/query.js';
 import type { HandlerPool } from './transform/pool.js';
 import { ParquetEncoder } from './conversion/encoder.js';
 import type { ConversionPool } from './conversion/pool.js';
+import { DeadLetterQueue, DeadLetterQueueFull } from './dlq.js';
 import { TransformStage, type TransformIdentity } from './transform/stage.js';
 
 /** Firehose's limit of active partitions per delivery stream. */
@@ -46,6 +47,8 @@ export interface DeliveryStreamStats {
   recordsDropped: number;
   /** Times a new partition had to wait for an open one to be sealed early (PartitionCountExceeded). */
   partitionCountExceeded: number;
+  /** Records parked in the dead-letter queue after exhausting their retries. */
+  recordsToDeadLetterQueue: number;
 }
 
 export interface DeliveryStreamOptions {
@@ -59,6 +62,10 @@ export interface DeliveryStreamOptions {
   readonly handlers?: HandlerPool;
   /** Conversion threads, when the destination converts records to Parquet. */
   readonly conversions?: ConversionPool;
+  /** Where records that exhaust their retries are parked; without it they go to the error output. */
+  readonly deadLetters?: DeadLetterQueue;
+  /** The destination's configuration key, recorded in dead letters for redrive. */
+  readonly destinationKey?: string;
   readonly identity: TransformIdentity;
   readonly maxActivePartitions?: number;
   readonly checkpointer: Checkpointer;
@@ -83,6 +90,7 @@ export class DeliveryStream implements RecordSink {
     recordsToErrorOutput: 0,
     recordsDropped: 0,
     partitionCountExceeded: 0,
+    recordsToDeadLetterQueue: 0,
   };
   readonly transform: TransformStage | undefined;
   private readonly objects: BufferSet;
@@ -186,6 +194,40 @@ export class DeliveryStream implements RecordSink {
   private fail(record: SourceRecord, failure: Failure): void {
     this.stats.recordsToErrorOutput++;
     this.errors.append(failure.errorOutputType, { errorOutputType: failure.errorOutputType }, { ...record, data: errorOutputLine(record, failure) });
+  }
+
+  /**
+   * Parks a batch the destination would not take. Retried until Redis has it: while the queue is
+   * full or Redis is away, the positions stay held, the byte budget fills and reading pauses.
+   */
+  private async toDeadLetterQueue(sealed: SealedBatch, dlq: DeadLetterQueue, err: unknown, attempts: number, signal: AbortSignal): Promise<void> {
+    const failure = {
+      errorCode: err instanceof DeliveryError ? err.code : 'Delivery.Failed',
+      errorMessage: (err as Error)?.message ?? String(err),
+      attemptsMade: attempts,
+      lastAttemptAt: Date.now(),
+    };
+    const letters = sealed.heldRecords!.map((r) => DeadLetterQueue.letter(r, this.options.name, this.options.destinationKey ?? 'destination', failure));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await dlq.add(letters);
+        break;
+      } catch (addErr) {
+        if (signal.aborted) {
+          this.undelivered++;
+          return;
+        }
+        const delayMs = backoff(attempt, 1_000, 30_000);
+        if (addErr instanceof DeadLetterQueueFull) {
+          this.options.log.error('DEAD-LETTER QUEUE FULL: delivery is paused until entries are redriven or purged (firehose dlq)', { error: addErr.message, delayMs });
+        } else {
+          this.options.log.warn('cannot write to the dead-letter queue; retrying', { error: addErr, delayMs });
+        }
+        await sleep(delayMs, signal);
+      }
+    }
+    this.stats.recordsToDeadLetterQueue += letters.length;
+    sealed.acks.release();
   }
 
   /** A batch the destination would not take: each record moves to the error output, with the last error. */
@@ -307,8 +349,13 @@ export class DeliveryStream implements RecordSink {
         const permanent = err instanceof DeliveryError && !err.retryable;
         const delayMs = backoff(attempt, 1_000, 120_000);
         if (retry && sealed.heldRecords && (permanent || Date.now() + delayMs > deadline)) {
-          log.warn('delivery failed for good; the records go to the error output', { batch: batch.id, records, attempts: attempt, error: err });
-          this.toErrorOutput(sealed, retry.errorOutputType, err, attempt);
+          if (this.options.deadLetters) {
+            log.warn('delivery failed for good; the records go to the dead-letter queue', { batch: batch.id, records, attempts: attempt, error: err });
+            await this.toDeadLetterQueue(sealed, this.options.deadLetters, err, attempt, signal);
+          } else {
+            log.warn('delivery failed for good; the records go to the error output', { batch: batch.id, records, attempts: attempt, error: err });
+            this.toErrorOutput(sealed, retry.errorOutputType, err, attempt);
+          }
           return;
         }
         log.warn('delivery failed; retrying', { batch: batch.id, records, attempt, delayMs, error: err });

@@ -5,6 +5,7 @@ import { sleep, systemClock, type Clock } from './clock.js';
 import type { ServiceConfig } from './config.js';
 import { DeliveryStream, type DeliveredEvent } from './delivery-stream.js';
 import { createLogger, type Logger } from './log.js';
+import { DeadLetterQueue, dlqConnection } from './dlq.js';
 import { KinesisSource } from './sources/kinesis.js';
 import { availableParallelism } from 'node:os';
 import { ConversionPool } from './conversion/pool.js';
@@ -42,6 +43,9 @@ export async function startService(config: ServiceConfig, options: ServiceOption
   // Twice the buffers: one filling while the previous one is delivered.
   const budget = new ByteBudget((config.runtime.memoryBudgetInMBs ?? 0) * MiB || 2 * bufferBytes);
 
+  const dlqConnectionHandle = config.runtime.deadLetterQueue.enabled ? dlqConnection(config.redis.url) : undefined;
+  dlqConnectionHandle?.on('error', (err: Error) => log.debug('dead-letter queue connection error', { error: err }));
+  const deadLetterQueues: DeadLetterQueue[] = [];
   const streams: DeliveryStream[] = [];
   const pools: Array<{ close(): Promise<void> }> = [];
   // One set of conversion threads for the process (both cores), shared by every converting stream.
@@ -71,11 +75,17 @@ export async function startService(config: ServiceConfig, options: ServiceOption
     const deliveryStreamArn = `arn:aws:firehose:${region}:000000000000:deliverystream/${name}`;
     const context = { deliveryStreamName: name, deliveryStreamArn, log: streamLog };
     const errorOutput = plugin.createErrorOutput?.(destinationConfig, context);
+    const deadLetters = dlqConnectionHandle
+      ? new DeadLetterQueue(dlqConnectionHandle, name, config.runtime.deadLetterQueue.maxSizeInMBs * MiB)
+      : undefined;
+    if (deadLetters) deadLetterQueues.push(deadLetters);
     const stream = new DeliveryStream({
       name,
       source,
       destination: plugin.create(destinationConfig, context),
       ...(errorOutput ? { errorOutput } : {}),
+      ...(deadLetters ? { deadLetters } : {}),
+      destinationKey: plugin.configKey,
       pipeline,
       ...(handlers ? { handlers } : {}),
       ...(pipeline.conversion && conversions ? { conversions } : {}),
@@ -111,6 +121,8 @@ export async function startService(config: ServiceConfig, options: ServiceOption
         const results = await Promise.all(streams.map((s) => s.stop(config.runtime.shutdownTimeoutInSeconds * 1000)));
         await Promise.all(sources.map((s) => s.close()));
         await Promise.all(pools.map((p) => p.close()));
+        await Promise.all(deadLetterQueues.map((q) => q.close()));
+        dlqConnectionHandle?.disconnect();
         redis.disconnect();
         const clean = results.every(Boolean);
         log.info('stopped', { clean });

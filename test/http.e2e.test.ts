@@ -1,4 +1,8 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { firehose } from './helpers/cli.js';
 import { parseConfig } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
 import { startService } from '../src/service.js';
@@ -8,10 +12,10 @@ import { SequenceTracker, checkpoints, createStream, multiset, putAll, readObjec
 const BUCKET = 'http-backup';
 const arn = (name: string) => `arn:aws:firehose:us-east-1:000000000000:deliverystream/${name}`;
 
-function yaml(peers: Peers, streams: Array<{ name: string; url: string; retrySeconds?: number; gzip?: boolean }>): string {
+function yaml(peers: Peers, streams: Array<{ name: string; url: string; retrySeconds?: number; gzip?: boolean }>, dlq = false): string {
   return `
 redis: { url: "${peers.redis.url}" }
-runtime: { checkpointIntervalInMillis: 200, shutdownTimeoutInSeconds: 30 }
+runtime: { checkpointIntervalInMillis: 200, shutdownTimeoutInSeconds: 30, deadLetterQueue: { enabled: ${dlq}, maxSizeInMBs: 16 } }
 deliveryStreams:
 ${streams
   .map(
@@ -36,7 +40,7 @@ const payloads = (tag: string, n: number) => Array.from({ length: n }, (_, i) =>
 describe('HTTP endpoint destination (Firehose HTTP endpoint delivery specification)', () => {
   let peers: Peers;
   beforeAll(async () => {
-    peers = await startPeers([BUCKET]);
+    peers = await startPeers([BUCKET], { redisAppendOnly: true });
   });
   afterAll(async () => {
     await peers?.stop();
@@ -108,5 +112,48 @@ describe('HTTP endpoint destination (Firehose HTTP endpoint delivery specificati
       }
     }
     expect(down.violations).toEqual([]);
+  });
+
+  it('parks what never gets through in the Redis DLQ; it survives a Redis restart; `firehose dlq redrive` delivers it all and empties it', async () => {
+    let healthy = false;
+    const receiver = await startReceiver({
+      accessKey: 'secret-key-parked',
+      sourceArn: arn('parked'),
+      reply: () => (healthy ? { status: 200 } : { status: 503, body: { errorMessage: 'down for maintenance' } }),
+    });
+    await createStream(peers.kinesisClient, 'parked', 2);
+    const configPath = join(await mkdtemp(join(tmpdir(), 'firehose-dlq-')), 'streams.yaml');
+    await writeFile(configPath, yaml(peers, [{ name: 'parked', url: receiver.url, retrySeconds: 1 }], true));
+    const service = await startService(parseConfig(yaml(peers, [{ name: 'parked', url: receiver.url, retrySeconds: 1 }], true)), { log: silentLogger });
+    const input = payloads('parked', 200);
+    const sequences = new SequenceTracker();
+    (await putAll(peers.kinesisClient, 'parked', input.map((data, i) => ({ data, partitionKey: `k${i}` })))).forEach((r) => sequences.note(r.shardId, r.sequenceNumber));
+    await waitFor(() => service.streams[0]!.stats.recordsRead === 200, 30_000, 'every record read');
+    expect(await service.stop()).toBe(true); // the records reached an end: the DLQ
+    expect(service.streams[0]!.stats.recordsToDeadLetterQueue).toBe(200);
+    expect(receiver.delivered()).toHaveLength(0);
+    // Entering the DLQ released the positions.
+    expect(await checkpoints(peers.redisClient, 'parked')).toEqual(Object.fromEntries(sequences.lastByShard));
+
+    const list = async () => {
+      const run = firehose(['dlq', 'list', '--config', configPath, '--stream', 'parked']);
+      expect((await run.exited).code).toBe(0);
+      return run.stdout();
+    };
+    const listed = await list();
+    expect(listed).toContain('parked: 200 dead letter(s)');
+    expect(listed).toMatch(/^shardId-\d+:\d+:0 {2}parked {2}httpEndpointDestination {2}HttpEndpoint\.DestinationException {2}attempts=\d+ .*503: down for maintenance/m);
+
+    await peers.redis.restart(500); // AOF: the parked records survive
+    await waitFor(async () => (await list()).includes('parked: 200 dead letter(s)'), 20_000, 'the DLQ after the Redis restart');
+
+    healthy = true;
+    const redrive = firehose(['dlq', 'redrive', '--config', configPath, '--stream', 'parked']);
+    expect((await redrive.exited).code).toBe(0);
+    expect(redrive.stdout()).toContain('parked: redrove 200 of 200 dead letter(s)');
+    expect(multiset(receiver.delivered())).toEqual(multiset(input));
+    expect(receiver.violations).toEqual([]);
+    expect(await list()).toContain('parked: 0 dead letter(s)');
+    await receiver.stop();
   });
 });
