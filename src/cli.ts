@@ -105,18 +105,25 @@ function positive(value: string | undefined, name: string): number {
 
 class UsageError extends Error {}
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      process.exit(2);
-    }
-    if (err instanceof UsageError || err instanceof MissingPeerError || (err as Error)?.name === 'TypeError' && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`firehose: ${(err as Error).message}\n`);
-      process.exit(2);
-    }
-    process.stderr.write(`firehose: ${(err as Error)?.stack ?? String(err)}\n`);
-    process.exit(1);
-  },
-);
+/** Exits once stdout and stderr are flushed: on a pipe, process.exit() would drop pending output. */
+function exit(code: number): void {
+  let pending = 2;
+  const done = () => {
+    if (--pending === 0) process.exit(code);
+  };
+  process.stdout.write('', done);
+  process.stderr.write('', done);
+}
+
+main(process.argv.slice(2)).then(exit, (err: unknown) => {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`${err.message}\n`);
+    return exit(2);
+  }
+  if (err instanceof UsageError || err instanceof MissingPeerError || ((err as Error)?.name === 'TypeError' && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))) {
+    process.stderr.write(`firehose: ${(err as Error).message}\n`);
+    return exit(2);
+  }
+  process.stderr.write(`firehose: ${(err as Error)?.stack ?? String(err)}\n`);
+  exit(1);
+});

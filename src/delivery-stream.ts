@@ -4,7 +4,7 @@ import { Acknowledgements } from './ack.js';
 import { BufferSet, type FlushReason, type SealedBatch } from './buffer.js';
 import type { Checkpointer } from './checkpoints.js';
 import { sleep, type Clock } from './clock.js';
-import { DeliveryError, type DeliveryReceipt, type Destination, type EncodedBatch, type PipelineSettings } from './destination.js';
+import { DeliveryError, type DeliveryReceipt, type Destination, type EncodedBatch, type ItemFailure, type PipelineSettings } from './destination.js';
 import { RecordListEncoder } from './encoder.js';
 import { errorOutputLine, type Failure } from './error-output.js';
 import type { Logger } from './log.js';
@@ -197,17 +197,25 @@ export class DeliveryStream implements RecordSink {
   }
 
   /**
-   * Parks a batch the destination would not take. Retried until Redis has it: while the queue is
-   * full or Redis is away, the positions stay held, the byte budget fills and reading pauses.
+   * Parks records the destination would not take; they stay in their batch's acknowledgements,
+   * released with it. Retried until Redis has them: while the queue is full or Redis is away, the
+   * positions stay held, the byte budget fills and reading pauses. False if given up at shutdown.
    */
-  private async toDeadLetterQueue(sealed: SealedBatch, dlq: DeadLetterQueue, err: unknown, attempts: number, signal: AbortSignal): Promise<void> {
-    const failure = {
-      errorCode: err instanceof DeliveryError ? err.code : 'Delivery.Failed',
-      errorMessage: (err as Error)?.message ?? String(err),
-      attemptsMade: attempts,
-      lastAttemptAt: Date.now(),
-    };
-    const letters = sealed.heldRecords!.map((r) => DeadLetterQueue.letter(r, this.options.name, this.options.destinationKey ?? 'destination', failure));
+  private async toDeadLetterQueue(
+    failed: ReadonlyArray<{ record: SourceRecord; failure: { code: string; message: string } }>,
+    dlq: DeadLetterQueue,
+    attempts: number,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    const lastAttemptAt = Date.now();
+    const letters = failed.map(({ record, failure }) =>
+      DeadLetterQueue.letter(record, this.options.name, this.options.destinationKey ?? 'destination', {
+        errorCode: failure.code,
+        errorMessage: failure.message,
+        attemptsMade: attempts,
+        lastAttemptAt,
+      }),
+    );
     for (let attempt = 1; ; attempt++) {
       try {
         await dlq.add(letters);
@@ -215,7 +223,7 @@ export class DeliveryStream implements RecordSink {
       } catch (addErr) {
         if (signal.aborted) {
           this.undelivered++;
-          return;
+          return false;
         }
         const delayMs = backoff(attempt, 1_000, 30_000);
         if (addErr instanceof DeadLetterQueueFull) {
@@ -227,23 +235,28 @@ export class DeliveryStream implements RecordSink {
       }
     }
     this.stats.recordsToDeadLetterQueue += letters.length;
-    sealed.acks.release();
+    return true;
   }
 
-  /** A batch the destination would not take: each record moves to the error output, with the last error. */
-  private toErrorOutput(sealed: SealedBatch, errorOutputType: string, err: unknown, attempts: number): void {
+  /** Records the destination would not take move to the error output, each with its last error. */
+  private toErrorOutput(
+    sealed: SealedBatch,
+    failed: ReadonlyArray<{ record: SourceRecord; failure: { code: string; message: string; details?: Readonly<Record<string, string>> } }>,
+    errorOutputType: string,
+    attempts: number,
+  ): void {
     const ended = Date.now();
-    for (const record of sealed.heldRecords!) {
+    for (const { record, failure } of failed) {
       sealed.acks.remove(record.segment);
       this.fail(record, {
         errorOutputType: errorOutputType as Failure['errorOutputType'],
-        errorCode: err instanceof DeliveryError ? err.code : 'Delivery.Failed',
-        errorMessage: (err as Error)?.message ?? String(err),
+        errorCode: failure.code,
+        errorMessage: failure.message,
         attemptsMade: attempts,
         attemptEndingTimestamp: ended,
+        ...(failure.details ? { details: failure.details } : {}),
       });
     }
-    sealed.acks.release();
   }
 
   /** Dropped on purpose: the records reached their end here. */
@@ -331,49 +344,95 @@ export class DeliveryStream implements RecordSink {
       encodedBytes,
       oldestArrivalTimestamp: sealed.oldestArrivalTimestamp,
       ...sealed.tags,
-      ...(sealed.heldRecords ? { recordData: sealed.heldRecords.map((r) => r.data) } : {}),
+      ...(sealed.heldRecords
+        ? {
+            recordData: sealed.heldRecords.map((r) => r.data),
+            recordSources: sealed.heldRecords.map((r) => ({ shardId: r.shardId, sequenceNumber: r.sequenceNumber, subSequenceNumber: r.subSequenceNumber, arrival: r.approximateArrivalTimestamp })),
+          }
+        : {}),
     };
     const deadline = retry ? Date.now() + retry.durationMs : Infinity;
+    // Record-oriented batches can fail record by record: retry only what is still pending.
+    const held = sealed.heldRecords;
+    let pending: number[] | undefined = held ? held.map((_, i) => i) : undefined;
+    let attemptBatch = batch;
+    const finalFailures: Array<{ index: number; code: string; message: string; details?: Readonly<Record<string, string>> }> = [];
     let receipt: DeliveryReceipt | undefined;
     let attempt = 0;
-    while (!receipt) {
+    for (;;) {
       attempt++;
+      let failed: readonly ItemFailure[] = [];
+      let whole: unknown;
       try {
-        receipt = await target.deliver(batch, signal);
+        receipt = await target.deliver(attemptBatch, signal);
+        failed = receipt.failed ?? [];
       } catch (err) {
         if (signal.aborted) {
           this.undelivered++;
           return;
         }
-        this.stats.deliveryAttemptsFailed++;
-        const permanent = err instanceof DeliveryError && !err.retryable;
-        const delayMs = backoff(attempt, 1_000, 120_000);
-        if (retry && sealed.heldRecords && (permanent || Date.now() + delayMs > deadline)) {
-          if (this.options.deadLetters) {
-            log.warn('delivery failed for good; the records go to the dead-letter queue', { batch: batch.id, records, attempts: attempt, error: err });
-            await this.toDeadLetterQueue(sealed, this.options.deadLetters, err, attempt, signal);
-          } else {
-            log.warn('delivery failed for good; the records go to the error output', { batch: batch.id, records, attempts: attempt, error: err });
-            this.toErrorOutput(sealed, retry.errorOutputType, err, attempt);
-          }
-          return;
+        whole = err;
+      }
+      if (whole === undefined && failed.length === 0) break;
+      this.stats.deliveryAttemptsFailed++;
+      const delayMs = backoff(attempt, 1_000, 120_000);
+      const outOfTime = Date.now() + delayMs > deadline;
+      if (whole !== undefined) {
+        const permanent = whole instanceof DeliveryError && !whole.retryable;
+        if (retry && held && pending && (permanent || outOfTime)) {
+          const code = whole instanceof DeliveryError ? whole.code : 'Delivery.Failed';
+          for (const index of pending) finalFailures.push({ index, code, message: (whole as Error)?.message ?? String(whole) });
+          break;
         }
-        log.warn('delivery failed; retrying', { batch: batch.id, records, attempt, delayMs, error: err });
-        await sleep(delayMs, signal);
+        log.warn('delivery failed; retrying', { batch: batch.id, records, attempt, delayMs, error: whole });
+      } else {
+        // Per-record outcome: map the attempt's indices back to the batch's.
+        const map = pending!;
+        const retryable: number[] = [];
+        for (const f of failed) {
+          const index = map[f.index]!;
+          if (f.retryable && !outOfTime) retryable.push(index);
+          else finalFailures.push({ index, code: f.code, message: f.message, ...(f.details ? { details: f.details } : {}) });
+        }
+        pending = retryable;
+        if (pending.length === 0) break;
+        log.warn('some records were not taken; retrying them', { batch: batch.id, retrying: pending.length, attempt, delayMs });
+        attemptBatch = subBatch(batch, pending);
+      }
+      await sleep(delayMs, signal);
+      if (signal.aborted) {
+        this.undelivered++;
+        return;
       }
     }
+    if (finalFailures.length > 0) {
+      const failedRecords = finalFailures.map((f) => ({ record: held![f.index]!, failure: f }));
+      if (this.options.deadLetters) {
+        log.warn('records failed for good; they go to the dead-letter queue', { batch: batch.id, records: failedRecords.length, attempts: attempt });
+        if (!(await this.toDeadLetterQueue(failedRecords, this.options.deadLetters, attempt, signal))) return;
+      } else {
+        log.warn('records failed for good; they go to the error output', { batch: batch.id, records: failedRecords.length, attempts: attempt });
+        this.toErrorOutput(sealed, failedRecords, retry!.errorOutputType, attempt);
+      }
+      if (finalFailures.length === records) {
+        sealed.acks.release();
+        return;
+      }
+    }
+    receipt ??= { location: 'partially delivered' };
     sealed.acks.release();
+    const deliveredRecords = batch.records - finalFailures.length;
     if (!sealed.tags.errorOutputType) {
-      this.stats.recordsDelivered += batch.records;
+      this.stats.recordsDelivered += deliveredRecords;
       this.stats.bytesDelivered += batch.rawBytes;
       this.stats.objectsDelivered++;
     }
-    log.debug('delivered', { location: receipt.location, records: batch.records, attempts: attempt });
+    log.debug('delivered', { location: receipt.location, records: deliveredRecords, attempts: attempt });
     try {
       onDelivered?.({
         deliveryStreamName: this.options.name,
         location: receipt.location,
-        records: batch.records,
+        records: deliveredRecords,
         rawBytes: batch.rawBytes,
         encodedBytes,
         reason: sealed.reason,
@@ -384,4 +443,16 @@ export class DeliveryStream implements RecordSink {
       log.warn('onDelivered callback failed', { error: err });
     }
   }
+}
+
+/** The same batch narrowed to some of its records (a retry of what a destination did not take). */
+function subBatch(batch: EncodedBatch, indices: readonly number[]): EncodedBatch {
+  const recordData = indices.map((i) => batch.recordData![i]!);
+  return {
+    ...batch,
+    records: indices.length,
+    rawBytes: recordData.reduce((n, d) => n + d.length, 0),
+    recordData,
+    ...(batch.recordSources ? { recordSources: indices.map((i) => batch.recordSources![i]!) } : {}),
+  };
 }

@@ -33,8 +33,21 @@ export interface EncodedBatch {
   readonly partitionKeys?: Readonly<Record<string, string>>;
   /** Set for the error output: processing-failed, partitioning-failed, … */
   readonly errorOutputType?: string;
-  /** For record-oriented destinations (HTTP endpoints): each record's bytes, in order. */
+  /** For record-oriented destinations (HTTP endpoints, OpenSearch): each record's bytes, in order. */
   readonly recordData?: readonly Buffer[];
+  /** …and where each came from (OpenSearch derives document ids from it). */
+  readonly recordSources?: ReadonlyArray<{ readonly shardId: string; readonly sequenceNumber: string; readonly subSequenceNumber: number; readonly arrival: number }>;
+}
+
+/** A record of the batch that the destination did not take (the others were delivered). */
+export interface ItemFailure {
+  /** Index into the batch's recordData. */
+  readonly index: number;
+  readonly retryable: boolean;
+  readonly code: string;
+  readonly message: string;
+  /** Written into the record's error-output line (esDocumentId, esIndexName, …). */
+  readonly details?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -55,6 +68,8 @@ export class DeliveryError extends Error {
 export interface DeliveryReceipt {
   /** Where the batch went, for logs and the dev mode (an S3 key, a URL…). */
   readonly location: string;
+  /** Per-record failures of a record-oriented delivery; absent or empty: every record was delivered. */
+  readonly failed?: readonly ItemFailure[];
 }
 
 /**

@@ -2,13 +2,15 @@ import type { SourceRecord } from './records.js';
 
 /** Why a record went to the error output, as Firehose writes it there. */
 export interface Failure {
-  readonly errorOutputType: 'processing-failed' | 'partitioning-failed' | 'format-conversion-failed' | 'http-endpoint-failed';
+  readonly errorOutputType: 'processing-failed' | 'partitioning-failed' | 'format-conversion-failed' | 'http-endpoint-failed' | 'AmazonOpenSearchService-failed';
   readonly errorCode: string;
   readonly errorMessage: string;
   readonly attemptsMade: number;
   readonly attemptEndingTimestamp: number;
   /** The transform module (Firehose writes the Lambda function's ARN here). */
   readonly lambdaArn?: string;
+  /** Destination-specific fields (esDocumentId, esIndexName). */
+  readonly details?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -25,6 +27,7 @@ export function errorOutputLine(record: SourceRecord, failure: Failure): Buffer 
       attemptEndingTimestamp: failure.attemptEndingTimestamp,
       rawData: record.data.toString('base64'),
       ...(failure.lambdaArn ? { lambdaArn: failure.lambdaArn } : {}),
+      ...failure.details,
       ...(failure.errorOutputType === 'format-conversion-failed'
         ? { sequenceNumber: record.sequenceNumber, subSequenceNumber: record.subSequenceNumber }
         : {}),
