@@ -83,7 +83,7 @@ describe('configuration', () => {
     ['AT_TIMESTAMP without a time', (d: Doc) => (source(d).startingPosition = 'AT_TIMESTAMP'),
       'deliveryStreams[0].kinesisStreamSource.startingTimestamp: is required when startingPosition is AT_TIMESTAMP'],
     ['no destination', (d: Doc) => delete (d.deliveryStreams[0] as Record<string, unknown>).s3Destination,
-      'deliveryStreams[0]: needs a destination (one of s3Destination | httpEndpointDestination)'],
+      'deliveryStreams[0]: needs a destination (one of s3Destination | httpEndpointDestination | amazonOpenSearchServiceDestination)'],
     ['an HTTP destination without a backup bucket', (d: Doc) => http(d, { endpointConfiguration: { url: 'https://example.com/in' } }),
       'deliveryStreams[0].httpEndpointDestination.s3Configuration: is required'],
     ['an HTTP endpoint that is not a URL', (d: Doc) => http(d, { endpointConfiguration: { url: 'example.com' }, s3Configuration: { bucket: 'backup' } }),
@@ -92,6 +92,14 @@ describe('configuration', () => {
       'deliveryStreams[0].httpEndpointDestination.retryOptions.durationInSeconds: must be 0–7200, got 7201'],
     ['HTTP buffering beyond 64 MB', (d: Doc) => http(d, { endpointConfiguration: { url: 'https://x.test' }, bufferingHints: { sizeInMBs: 65 }, s3Configuration: { bucket: 'backup' } }),
       'deliveryStreams[0].httpEndpointDestination.bufferingHints.sizeInMBs: must be 1–64, got 65'],
+    ['an OpenSearch domain ARN in place of an endpoint', (d: Doc) => {
+      delete (d.deliveryStreams[0] as Record<string, unknown>).s3Destination;
+      (d.deliveryStreams[0] as Record<string, unknown>).amazonOpenSearchServiceDestination = { domainARN: 'arn:aws:es:us-east-1:1:domain/x', indexName: 'logs', s3Configuration: { bucket: 'backup' } };
+    }, 'deliveryStreams[0].amazonOpenSearchServiceDestination.domainARN: give clusterEndpoint (the cluster URL) instead'],
+    ['an OpenSearch index name with capitals', (d: Doc) => {
+      delete (d.deliveryStreams[0] as Record<string, unknown>).s3Destination;
+      (d.deliveryStreams[0] as Record<string, unknown>).amazonOpenSearchServiceDestination = { clusterEndpoint: 'https://os.test:9200', indexName: 'Logs', s3Configuration: { bucket: 'backup' } };
+    }, 'deliveryStreams[0].amazonOpenSearchServiceDestination.indexName: must be an index name (lowercase'],
     ['two destinations', (d: Doc) => ((d.deliveryStreams[0] as Record<string, unknown>).httpEndpointDestination = { endpointConfiguration: { url: 'https://x.test' }, s3Configuration: { bucket: 'backup' } }),
       'deliveryStreams[0]: has 2 destinations (s3Destination, httpEndpointDestination); a delivery stream has exactly one'],
     ['bad delivery stream name', (d: Doc) => (d.deliveryStreams[0]!.deliveryStreamName = 'has space'),
