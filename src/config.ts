@@ -91,8 +91,18 @@ const serviceSchema = z.strictObject({
       deadLetterQueue: z
         .strictObject({ enabled: flag().default(false), maxSizeInMBs: intIn(1, 65_536).default(256) })
         .default({ enabled: false, maxSizeInMBs: 256 }),
+      /** Health, stats, metrics, the DLQ over HTTP and Bull Board. */
+      admin: z
+        .strictObject({ enabled: flag().default(false), host: text('a host to bind').default('127.0.0.1'), port: intIn(0, 65_535).default(8088) })
+        .default({ enabled: false, host: '127.0.0.1', port: 8088 }),
     })
-    .default({ checkpointIntervalInMillis: 1_000, shutdownTimeoutInSeconds: 60, logDeliveries: false, deadLetterQueue: { enabled: false, maxSizeInMBs: 256 } }),
+    .default({
+      checkpointIntervalInMillis: 1_000,
+      shutdownTimeoutInSeconds: 60,
+      logDeliveries: false,
+      deadLetterQueue: { enabled: false, maxSizeInMBs: 256 },
+      admin: { enabled: false, host: '127.0.0.1', port: 8088 },
+    }),
   deliveryStreams: z
     .array(deliveryStream, { error: 'must be a list of delivery streams' })
     .min(1, { message: 'needs at least one delivery stream' }),

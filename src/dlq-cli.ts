@@ -75,7 +75,7 @@ export async function runDlqCommand(action: string, config: ServiceConfig, optio
 }
 
 /** Delivers parked records through their original destination, in batches; removes each batch once delivered. */
-async function redrive(stream: ServiceConfig['deliveryStreams'][number], entries: DeadLetterEntry[], dlq: DeadLetterQueue, out: (line: string) => void): Promise<number> {
+export async function redrive(stream: ServiceConfig['deliveryStreams'][number], entries: DeadLetterEntry[], dlq: DeadLetterQueue, out: (line: string) => void): Promise<number> {
   const { plugin, config } = stream.destination;
   const region = stream.kinesisStreamSource.region;
   const context = {

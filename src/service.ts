@@ -5,6 +5,7 @@ import { sleep, systemClock, type Clock } from './clock.js';
 import type { ServiceConfig } from './config.js';
 import { DeliveryStream, type DeliveredEvent } from './delivery-stream.js';
 import { createLogger, type Logger } from './log.js';
+import { startAdmin } from './admin.js';
 import { DeadLetterQueue, dlqConnection } from './dlq.js';
 import { KinesisSource } from './sources/kinesis.js';
 import { availableParallelism } from 'node:os';
@@ -20,6 +21,8 @@ export interface ServiceOptions {
 }
 
 export interface RunningService {
+  /** The admin endpoint's URL, when enabled. */
+  readonly adminUrl?: string;
   readonly streams: readonly DeliveryStream[];
   readonly sources: readonly KinesisSource[];
   readonly budget: ByteBudget;
@@ -110,14 +113,19 @@ export async function startService(config: ServiceConfig, options: ServiceOption
     byteBudgetMiB: Math.round(budget.limit / MiB),
   });
 
+  const admin = config.runtime.admin.enabled
+    ? await startAdmin({ config, streams, sources, deadLetterQueues }, config.runtime.admin.host, config.runtime.admin.port, log)
+    : undefined;
   let stopped: Promise<boolean> | undefined;
   return {
+    ...(admin ? { adminUrl: admin.url } : {}),
     streams,
     sources,
     budget,
     stop() {
       stopped ??= (async () => {
         stopping.abort();
+        await admin?.close();
         const results = await Promise.all(streams.map((s) => s.stop(config.runtime.shutdownTimeoutInSeconds * 1000)));
         await Promise.all(sources.map((s) => s.close()));
         await Promise.all(pools.map((p) => p.close()));

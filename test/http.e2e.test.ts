@@ -15,7 +15,11 @@ const arn = (name: string) => `arn:aws:firehose:us-east-1:000000000000:deliverys
 function yaml(peers: Peers, streams: Array<{ name: string; url: string; retrySeconds?: number; gzip?: boolean }>, dlq = false): string {
   return `
 redis: { url: "${peers.redis.url}" }
-runtime: { checkpointIntervalInMillis: 200, shutdownTimeoutInSeconds: 30, deadLetterQueue: { enabled: ${dlq}, maxSizeInMBs: 16 } }
+runtime:
+  checkpointIntervalInMillis: 200
+  shutdownTimeoutInSeconds: 30
+  deadLetterQueue: { enabled: ${dlq}, maxSizeInMBs: 16 }
+  admin: { enabled: ${dlq}, port: 0 }
 deliveryStreams:
 ${streams
   .map(
@@ -114,7 +118,7 @@ describe('HTTP endpoint destination (Firehose HTTP endpoint delivery specificati
     expect(down.violations).toEqual([]);
   });
 
-  it('parks what never gets through in the Redis DLQ; it survives a Redis restart; `firehose dlq redrive` delivers it all and empties it', async () => {
+  it('parks what never gets through in the Redis DLQ (seen over the admin endpoint and Bull Board); it survives a Redis restart; `firehose dlq redrive` delivers it all and empties it', async () => {
     let healthy = false;
     const receiver = await startReceiver({
       accessKey: 'secret-key-parked',
@@ -125,12 +129,26 @@ describe('HTTP endpoint destination (Firehose HTTP endpoint delivery specificati
     const configPath = join(await mkdtemp(join(tmpdir(), 'firehose-dlq-')), 'streams.yaml');
     await writeFile(configPath, yaml(peers, [{ name: 'parked', url: receiver.url, retrySeconds: 1 }], true));
     const service = await startService(parseConfig(yaml(peers, [{ name: 'parked', url: receiver.url, retrySeconds: 1 }], true)), { log: silentLogger });
-    const input = payloads('parked', 200);
+    const input = payloads('parked', 2_000); // ≈ 1.3 MB: one batch parks while running, the rest at shutdown
     const sequences = new SequenceTracker();
     (await putAll(peers.kinesisClient, 'parked', input.map((data, i) => ({ data, partitionKey: `k${i}` })))).forEach((r) => sequences.note(r.shardId, r.sequenceNumber));
-    await waitFor(() => service.streams[0]!.stats.recordsRead === 200, 30_000, 'every record read');
+    await waitFor(() => service.streams[0]!.stats.recordsToDeadLetterQueue > 0, 30_000, 'a batch parked while running');
+
+    // The admin endpoint shows the same: health, the parked letters, metrics, Bull Board.
+    const admin = service.adminUrl!;
+    expect(await (await fetch(`${admin}/health`)).json()).toEqual({ status: 'ok', deliveryStreams: ['parked'] });
+    const parkedNow = service.streams[0]!.stats.recordsToDeadLetterQueue;
+    const viaHttp = (await (await fetch(`${admin}/dlq?stream=parked&error=HttpEndpoint`)).json()) as { parked: Array<{ errorCode: string; shardId: string }> };
+    expect(viaHttp.parked).toHaveLength(parkedNow);
+    expect(viaHttp.parked[0]!.errorCode).toBe('HttpEndpoint.DestinationException');
+    expect(await (await fetch(`${admin}/metrics`)).text()).toContain(`firehose_dead_letter_records_total{delivery_stream="parked"} ${parkedNow}`);
+    const board = await fetch(`${admin}/admin/queues`);
+    expect(board.status).toBe(200);
+    expect(await board.text()).toContain('<html');
+
+    await waitFor(() => service.streams[0]!.stats.recordsRead === 2_000, 30_000, 'every record read');
     expect(await service.stop()).toBe(true); // the records reached an end: the DLQ
-    expect(service.streams[0]!.stats.recordsToDeadLetterQueue).toBe(200);
+    expect(service.streams[0]!.stats.recordsToDeadLetterQueue).toBe(2_000);
     expect(receiver.delivered()).toHaveLength(0);
     // Entering the DLQ released the positions.
     expect(await checkpoints(peers.redisClient, 'parked')).toEqual(Object.fromEntries(sequences.lastByShard));
@@ -141,16 +159,16 @@ describe('HTTP endpoint destination (Firehose HTTP endpoint delivery specificati
       return run.stdout();
     };
     const listed = await list();
-    expect(listed).toContain('parked: 200 dead letter(s)');
+    expect(listed).toContain('parked: 2000 dead letter(s)');
     expect(listed).toMatch(/^shardId-\d+:\d+:0 {2}parked {2}httpEndpointDestination {2}HttpEndpoint\.DestinationException {2}attempts=\d+ .*503: down for maintenance/m);
 
     await peers.redis.restart(500); // AOF: the parked records survive
-    await waitFor(async () => (await list()).includes('parked: 200 dead letter(s)'), 20_000, 'the DLQ after the Redis restart');
+    await waitFor(async () => (await list()).includes('parked: 2000 dead letter(s)'), 20_000, 'the DLQ after the Redis restart');
 
     healthy = true;
     const redrive = firehose(['dlq', 'redrive', '--config', configPath, '--stream', 'parked']);
     expect((await redrive.exited).code).toBe(0);
-    expect(redrive.stdout()).toContain('parked: redrove 200 of 200 dead letter(s)');
+    expect(redrive.stdout()).toContain('parked: redrove 2000 of 2000 dead letter(s)');
     expect(multiset(receiver.delivered())).toEqual(multiset(input));
     expect(receiver.violations).toEqual([]);
     expect(await list()).toContain('parked: 0 dead letter(s)');

@@ -1,0 +1,127 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { ExpressAdapter } from '@bull-board/express';
+import express, { type Request, type Response } from 'express';
+import type { ServiceConfig } from './config.js';
+import type { DeliveryStream } from './delivery-stream.js';
+import type { DeadLetterQueue } from './dlq.js';
+import { redrive } from './dlq-cli.js';
+import type { Logger } from './log.js';
+import type { KinesisSource } from './sources/kinesis.js';
+
+export interface AdminTarget {
+  readonly config: ServiceConfig;
+  readonly streams: readonly DeliveryStream[];
+  readonly sources: readonly KinesisSource[];
+  readonly deadLetterQueues: readonly DeadLetterQueue[];
+}
+
+/**
+ * The admin endpoint: /health, /stats, /metrics (Prometheus text, named after Firehose's
+ * CloudWatch metrics), the dead-letter queue (GET /dlq, POST /dlq/redrive, DELETE /dlq) and Bull
+ * Board at /admin/queues. It binds to 127.0.0.1 unless told otherwise: it can purge data.
+ */
+export async function startAdmin(target: AdminTarget, host: string, port: number, log: Logger): Promise<{ url: string; close(): Promise<void> }> {
+  const app = express();
+  const queues = (req: Request) => {
+    const stream = typeof req.query.stream === 'string' ? req.query.stream : undefined;
+    return target.deadLetterQueues.filter((q) => !stream || q.deliveryStreamName === stream);
+  };
+  const filter = (req: Request) => ({
+    ...(typeof req.query.error === 'string' ? { errorCode: req.query.error } : {}),
+    ...(typeof req.query.since === 'string' && !Number.isNaN(Date.parse(req.query.since)) ? { since: Date.parse(req.query.since) } : {}),
+  });
+  const guard = (handler: (req: Request, res: Response) => Promise<void>) => (req: Request, res: Response) => {
+    handler(req, res).catch((err: unknown) => res.status(500).json({ error: (err as Error).message }));
+  };
+
+  app.get('/health', (_req, res) => {
+    res.json({ status: 'ok', deliveryStreams: target.streams.map((s) => s.name) });
+  });
+
+  app.get('/stats', (_req, res) => {
+    res.json(
+      Object.fromEntries(
+        target.streams.map((s, i) => [s.name, { ...s.stats, maxIteratorAgeMs: target.sources[i]?.maxIteratorAgeMs ?? 0, activeShards: target.sources[i]?.activeShards.length ?? 0 }]),
+      ),
+    );
+  });
+
+  app.get('/metrics', (_req, res) => {
+    const lines: string[] = [];
+    const metric = (name: string, help: string, value: (s: DeliveryStream, i: number) => number) => {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${name.endsWith('_total') ? 'counter' : 'gauge'}`);
+      target.streams.forEach((s, i) => lines.push(`${name}{delivery_stream="${s.name}"} ${value(s, i)}`));
+    };
+    metric('firehose_data_read_from_kinesis_stream_records_total', 'DataReadFromKinesisStream.Records', (s) => s.stats.recordsRead);
+    metric('firehose_data_read_from_kinesis_stream_bytes_total', 'DataReadFromKinesisStream.Bytes', (s) => s.stats.bytesRead);
+    metric('firehose_delivery_records_total', 'DeliveryTo*.Records', (s) => s.stats.recordsDelivered);
+    metric('firehose_delivery_bytes_total', 'DeliveryTo*.Bytes', (s) => s.stats.bytesDelivered);
+    metric('firehose_delivery_objects_total', 'DeliveryTo*.Success (objects or requests)', (s) => s.stats.objectsDelivered);
+    metric('firehose_delivery_attempts_failed_total', 'failed delivery attempts (retried)', (s) => s.stats.deliveryAttemptsFailed);
+    metric('firehose_error_output_records_total', 'records written to the error output', (s) => s.stats.recordsToErrorOutput);
+    metric('firehose_dead_letter_records_total', 'records parked in the dead-letter queue', (s) => s.stats.recordsToDeadLetterQueue);
+    metric('firehose_dropped_records_total', 'records a transform dropped (Dropped)', (s) => s.stats.recordsDropped);
+    metric('firehose_partition_count_exceeded_total', 'PartitionCountExceeded', (s) => s.stats.partitionCountExceeded);
+    metric('firehose_iterator_age_max_milliseconds', 'largest GetRecords iterator age since start', (_s, i) => target.sources[i]?.maxIteratorAgeMs ?? 0);
+    res.type('text/plain; version=0.0.4').send(lines.join('\n') + '\n');
+  });
+
+  app.get(
+    '/dlq',
+    guard(async (req, res) => {
+      const out: Record<string, unknown[]> = {};
+      for (const q of queues(req)) {
+        out[q.deliveryStreamName] = (await q.list(filter(req))).map((e) => ({
+          id: e.id,
+          addedAt: new Date(e.addedAt).toISOString(),
+          ...e.letter,
+          data: req.query.data === '1' ? e.letter.data : undefined,
+          bytes: Buffer.from(e.letter.data, 'base64').length,
+        }));
+      }
+      res.json(out);
+    }),
+  );
+
+  app.post(
+    '/dlq/redrive',
+    guard(async (req, res) => {
+      const out: Record<string, { redriven: number; total: number }> = {};
+      for (const q of queues(req)) {
+        const stream = target.config.deliveryStreams.find((s) => s.deliveryStreamName === q.deliveryStreamName)!;
+        const entries = await q.list(filter(req));
+        out[q.deliveryStreamName] = { redriven: await redrive(stream, entries, q, (line) => log.info('redrive', { line })), total: entries.length };
+      }
+      res.json(out);
+    }),
+  );
+
+  app.delete(
+    '/dlq',
+    guard(async (req, res) => {
+      const out: Record<string, { purged: number }> = {};
+      for (const q of queues(req)) {
+        const entries = await q.list(filter(req));
+        await q.remove(entries);
+        out[q.deliveryStreamName] = { purged: entries.length };
+      }
+      res.json(out);
+    }),
+  );
+
+  const board = new ExpressAdapter();
+  board.setBasePath('/admin/queues');
+  createBullBoard({ queues: target.deadLetterQueues.map((q) => new BullMQAdapter(q.queue, { readOnlyMode: false, description: `dead letters of ${q.deliveryStreamName}` })), serverAdapter: board });
+  app.use('/admin/queues', board.getRouter());
+
+  const server: Server = await new Promise((resolve) => {
+    const s = app.listen(port, host, () => resolve(s));
+  });
+  const address = server.address() as AddressInfo;
+  const url = `http://${host}:${address.port}`;
+  log.info('admin endpoint listening', { url });
+  return { url, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
