@@ -89,8 +89,13 @@ const serviceSchema = z.strictObject({
       logDeliveries: flag().default(false),
       /** Records that exhaust a destination's retries are parked here instead of the error output. */
       deadLetterQueue: z
-        .strictObject({ enabled: flag().default(false), maxSizeInMBs: intIn(1, 65_536).default(256) })
-        .default({ enabled: false, maxSizeInMBs: 256 }),
+        .strictObject({
+          enabled: flag().default(false),
+          maxSizeInMBs: intIn(1, 65_536).default(256),
+          /** Also park records a transform failed (instead of writing them to the error output). */
+          includeProcessingFailures: flag().default(false),
+        })
+        .default({ enabled: false, maxSizeInMBs: 256, includeProcessingFailures: false }),
       /** Health, stats, metrics, the DLQ over HTTP and Bull Board. */
       admin: z
         .strictObject({ enabled: flag().default(false), host: text('a host to bind').default('127.0.0.1'), port: intIn(0, 65_535).default(8088) })
@@ -100,7 +105,7 @@ const serviceSchema = z.strictObject({
       checkpointIntervalInMillis: 1_000,
       shutdownTimeoutInSeconds: 60,
       logDeliveries: false,
-      deadLetterQueue: { enabled: false, maxSizeInMBs: 256 },
+      deadLetterQueue: { enabled: false, maxSizeInMBs: 256, includeProcessingFailures: false },
       admin: { enabled: false, host: '127.0.0.1', port: 8088 },
     }),
   deliveryStreams: z

@@ -66,6 +66,8 @@ export interface DeliveryStreamOptions {
   readonly deadLetters?: DeadLetterQueue;
   /** The destination's configuration key, recorded in dead letters for redrive. */
   readonly destinationKey?: string;
+  /** Park records a transform failed in the DLQ rather than the error output. */
+  readonly processingFailuresToDeadLetters?: boolean;
   readonly identity: TransformIdentity;
   readonly maxActivePartitions?: number;
   readonly checkpointer: Checkpointer;
@@ -190,8 +192,37 @@ export class DeliveryStream implements RecordSink {
     this.objects.append(JSON.stringify(keys), { partitionKeys: keys }, record);
   }
 
+  private parkingQueue: Array<{ record: SourceRecord; failure: { code: string; message: string }; attempts: number }> = [];
+
+  /**
+   * Failed records gathered during one turn of the event loop are parked together; shutdown waits
+   * for them like any delivery. Their positions are released once Redis has them.
+   */
+  private park(record: SourceRecord, failure: Failure): void {
+    if (this.parkingQueue.length === 0) {
+      queueMicrotask(() => {
+        const batch = this.parkingQueue;
+        this.parkingQueue = [];
+        const run = (async () => {
+          const attempts = Math.max(...batch.map((b) => b.attempts));
+          if (await this.toDeadLetterQueue(batch, this.options.deadLetters!, attempts, this.givingUp.signal)) {
+            const acks = new Acknowledgements();
+            for (const { record: r } of batch) acks.add(r.segment);
+            acks.release();
+          }
+        })().finally(() => this.inflight.delete(run));
+        this.inflight.add(run);
+      });
+    }
+    this.parkingQueue.push({ record, failure: { code: failure.errorCode, message: failure.errorMessage }, attempts: failure.attemptsMade });
+  }
+
   /** The record's original bytes go to the error output as a Firehose error line. */
   private fail(record: SourceRecord, failure: Failure): void {
+    if (failure.errorOutputType === 'processing-failed' && this.options.deadLetters && this.options.processingFailuresToDeadLetters) {
+      this.park(record, failure);
+      return;
+    }
     this.stats.recordsToErrorOutput++;
     this.errors.append(failure.errorOutputType, { errorOutputType: failure.errorOutputType }, { ...record, data: errorOutputLine(record, failure) });
   }

@@ -89,6 +89,7 @@ export async function startService(config: ServiceConfig, options: ServiceOption
       ...(errorOutput ? { errorOutput } : {}),
       ...(deadLetters ? { deadLetters } : {}),
       destinationKey: plugin.configKey,
+      processingFailuresToDeadLetters: config.runtime.deadLetterQueue.includeProcessingFailures,
       pipeline,
       ...(handlers ? { handlers } : {}),
       ...(pipeline.conversion && conversions ? { conversions } : {}),

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config.js';
+import { DeadLetterQueue, dlqConnection } from '../src/dlq.js';
 import { createLogger, silentLogger } from '../src/log.js';
 import { startService } from '../src/service.js';
 import {
@@ -207,5 +208,29 @@ describe('transforms: Firehose Lambda handlers run as local modules', () => {
     } finally {
       await service.stop();
     }
+  });
+
+  it('with includeProcessingFailures, records a handler fails are parked in the DLQ instead of the error output', async () => {
+    const yaml = serviceYaml(peers, [await stream('parked-processing', { s3Extra: lambda(fixture('fail-one-in-ten.mjs')) })]).replace(
+      'runtime: { checkpointIntervalInMillis: 200, shutdownTimeoutInSeconds: 30 }',
+      'runtime: { checkpointIntervalInMillis: 200, shutdownTimeoutInSeconds: 30, deadLetterQueue: { enabled: true, includeProcessingFailures: true } }',
+    );
+    const service = await startService(parseConfig(yaml), { log: silentLogger });
+    const input = Array.from({ length: 300 }, (_, n) => JSON.stringify({ n }));
+    const sequences = new SequenceTracker();
+    (await putAll(peers.kinesisClient, 'parked-processing', input.map((t, i) => ({ data: Buffer.from(t), partitionKey: `k${i}` })))).forEach((r) => sequences.note(r.shardId, r.sequenceNumber));
+    await waitFor(() => service.streams[0]!.stats.recordsRead === 300, 30_000, 'every record read');
+    expect(await service.stop()).toBe(true);
+
+    const redis = dlqConnection(peers.redis.url);
+    const queue = new DeadLetterQueue(redis, 'parked-processing', 1 << 30);
+    const letters = await queue.list();
+    await queue.close();
+    redis.disconnect();
+    expect(letters.map((l) => Buffer.from(l.letter.data, 'base64').toString()).sort()).toEqual(input.filter((t) => JSON.parse(t).n % 10 === 0).sort());
+    expect(new Set(letters.map((l) => l.letter.errorCode))).toEqual(new Set(['Lambda.ProcessingFailed']));
+    expect(await readObjects(peers.s3Client, BUCKET, 'parked-processing-errors/')).toHaveLength(0);
+    expect(lines((await readObjects(peers.s3Client, BUCKET, 'parked-processing/')).map((o) => o.body))).toHaveLength(270);
+    expect(await checkpoints(peers.redisClient, 'parked-processing')).toEqual(Object.fromEntries(sequences.lastByShard));
   });
 });
