@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import { backoff } from './backoff.js';
-import { Acknowledgements } from './ack.js';
+import { Acknowledgements, ShardProgress } from './ack.js';
 import { BufferSet, type FlushReason, type SealedBatch } from './buffer.js';
 import type { Checkpointer } from './checkpoints.js';
 import { sleep, type Clock } from './clock.js';
@@ -269,6 +269,31 @@ export class DeliveryStream implements RecordSink {
     return true;
   }
 
+  /**
+   * With the DLQ on, failed records are also written to the backup bucket, as Firehose always does.
+   * The DLQ entry is their end; these lines are copies, acknowledged on a detached segment that no
+   * checkpoint waits for.
+   */
+  private backupCopies(
+    failed: ReadonlyArray<{ record: SourceRecord; failure: { code: string; message: string; details?: Readonly<Record<string, string>> } }>,
+    errorOutputType: string,
+    attempts: number,
+  ): void {
+    const copies = new ShardProgress('backup-copies', undefined, { segmentReleased() {}, progressed() {} }).open('0', failed.length, 0);
+    const ended = Date.now();
+    for (const { record, failure } of failed) {
+      const line = errorOutputLine(record, {
+        errorOutputType: errorOutputType as Failure['errorOutputType'],
+        errorCode: failure.code,
+        errorMessage: failure.message,
+        attemptsMade: attempts,
+        attemptEndingTimestamp: ended,
+        ...(failure.details ? { details: failure.details } : {}),
+      });
+      this.errors.append(errorOutputType, { errorOutputType }, { ...record, data: line, segment: copies });
+    }
+  }
+
   /** Records the destination would not take move to the error output, each with its last error. */
   private toErrorOutput(
     sealed: SealedBatch,
@@ -441,6 +466,7 @@ export class DeliveryStream implements RecordSink {
       if (this.options.deadLetters) {
         log.warn('records failed for good; they go to the dead-letter queue', { batch: batch.id, records: failedRecords.length, attempts: attempt });
         if (!(await this.toDeadLetterQueue(failedRecords, this.options.deadLetters, attempt, signal))) return;
+        this.backupCopies(failedRecords, retry!.errorOutputType, attempt);
       } else {
         log.warn('records failed for good; they go to the error output', { batch: batch.id, records: failedRecords.length, attempts: attempt });
         this.toErrorOutput(sealed, failedRecords, retry!.errorOutputType, attempt);

@@ -42,7 +42,7 @@ describe('OpenSearch destination (against a _bulk server with real per-item erro
   const decide = (doc: Record<string, unknown>, attempt: number) => (doc.kind === 'bad' ? 400 : doc.kind === 'busy' && attempt === 1 ? 429 : 201);
 
   for (const dlq of [true, false]) {
-    it(`429s are indexed on retry, 400s fail alone ${dlq ? 'into the DLQ' : 'into the failed-documents backup'}, everything else is indexed once in the rotated index`, async () => {
+    it(`429s are indexed on retry, 400s fail alone into ${dlq ? 'the DLQ and' : ''} the failed-documents backup, everything else is indexed once in the rotated index`, async () => {
       const name = dlq ? 'osdlq' : 'osbackup';
       const startedAt = Date.now();
       const cluster = await startBulkServer(decide);
@@ -74,7 +74,9 @@ describe('OpenSearch destination (against a _bulk server with real per-item erro
         redis.disconnect();
         expect(letters.map((l) => Buffer.from(l.letter.data, 'base64').toString()).sort()).toEqual([...bad].sort());
         expect(new Set(letters.map((l) => l.letter.errorCode))).toEqual(new Set(['OpenSearch.mapper_parsing_exception']));
-      } else {
+      }
+      {
+        // In the failed-documents backup too (with the DLQ on, as copies of the parked records).
         const lines = (await readObjects(peers.s3Client, BUCKET, `${name}-failed/AmazonOpenSearchService-failed/`))
           .flatMap((o) => o.body.toString().split('\n').slice(0, -1))
           .map((l) => JSON.parse(l) as { rawData: string; esDocumentId: string; esIndexName: string; errorCode: string; errorMessage: string });
