@@ -282,14 +282,7 @@ export class DeliveryStream implements RecordSink {
     const copies = new ShardProgress('backup-copies', undefined, { segmentReleased() {}, progressed() {} }).open('0', failed.length, 0);
     const ended = Date.now();
     for (const { record, failure } of failed) {
-      const line = errorOutputLine(record, {
-        errorOutputType: errorOutputType as Failure['errorOutputType'],
-        errorCode: failure.code,
-        errorMessage: failure.message,
-        attemptsMade: attempts,
-        attemptEndingTimestamp: ended,
-        ...(failure.details ? { details: failure.details } : {}),
-      });
+      const line = errorOutputLine(record, deliveryFailure(failure, errorOutputType, attempts, ended));
       this.errors.append(errorOutputType, { errorOutputType }, { ...record, data: line, segment: copies });
     }
   }
@@ -304,14 +297,7 @@ export class DeliveryStream implements RecordSink {
     const ended = Date.now();
     for (const { record, failure } of failed) {
       sealed.acks.remove(record.segment);
-      this.fail(record, {
-        errorOutputType: errorOutputType as Failure['errorOutputType'],
-        errorCode: failure.code,
-        errorMessage: failure.message,
-        attemptsMade: attempts,
-        attemptEndingTimestamp: ended,
-        ...(failure.details ? { details: failure.details } : {}),
-      });
+      this.fail(record, deliveryFailure(failure, errorOutputType, attempts, ended));
     }
   }
 
@@ -511,5 +497,22 @@ function subBatch(batch: EncodedBatch, indices: readonly number[]): EncodedBatch
     rawBytes: recordData.reduce((n, d) => n + d.length, 0),
     recordData,
     ...(batch.recordSources ? { recordSources: indices.map((i) => batch.recordSources![i]!) } : {}),
+  };
+}
+
+/** A destination's per-record failure as an error-output line's fields. */
+function deliveryFailure(
+  failure: { code: string; message: string; details?: Readonly<Record<string, string>> },
+  errorOutputType: string,
+  attempts: number,
+  ended: number,
+): Failure {
+  return {
+    errorOutputType: errorOutputType as Failure['errorOutputType'],
+    errorCode: failure.code,
+    errorMessage: failure.message,
+    attemptsMade: attempts,
+    attemptEndingTimestamp: ended,
+    ...(failure.details ? { details: failure.details } : {}),
   };
 }
