@@ -348,7 +348,13 @@ export class DeliveryStream implements RecordSink {
   }
 
   private dispatch(batch: SealedBatch): void {
-    const delivery = this.deliver(batch).finally(() => this.inflight.delete(delivery));
+    const delivery = this.deliver(batch)
+      .catch((err: unknown) => {
+        // A bug, not an input: the batch's positions stay held (read again after a restart); the process lives on.
+        this.undelivered++;
+        this.options.log.error('delivering a batch failed unexpectedly', { batch: batch.id, error: err });
+      })
+      .finally(() => this.inflight.delete(delivery));
     this.inflight.add(delivery);
   }
 

@@ -71,7 +71,9 @@ export class TransformStage {
     this.pending = [];
     this.pendingBytes = 0;
     for (const part of splitByPayload(records)) {
-      const run = this.process(part).finally(() => this.inflight.delete(run));
+      const run = this.process(part)
+        .catch((err: unknown) => this.log.error('a transform invocation failed unexpectedly; its records will be read again after a restart', { error: err }))
+        .finally(() => this.inflight.delete(run));
       this.inflight.add(run);
     }
   }
