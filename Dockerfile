@@ -17,8 +17,7 @@ ENV NODE_ENV=production
 COPY --from=build /app/node_modules node_modules
 COPY --from=build /app/dist dist
 COPY package.json ./
-# Built-in transforms are loaded by name from here; config/ holds the examples.
-COPY transforms transforms
+# Built-in transforms load from dist/transforms; config/ holds the examples.
 COPY config config
 USER node
 ENTRYPOINT ["node", "dist/src/cli.js"]

@@ -11,10 +11,6 @@ export class ByteBudget {
     if (!(limit > 0)) throw new Error(`byte budget must be positive, got ${limit}`);
   }
 
-  get inUse(): number {
-    return this.used;
-  }
-
   get exhausted(): boolean {
     return this.used >= this.limit;
   }

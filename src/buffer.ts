@@ -63,10 +63,6 @@ export class RecordBuffer {
     return this.records;
   }
 
-  get bufferedBytes(): number {
-    return this.rawBytes;
-  }
-
   append(record: SourceRecord): void {
     const size = record.data.length + this.delimiterBytes;
     if (this.records > 0 && this.rawBytes + size > this.settings.sizeBytes) this.seal('size');

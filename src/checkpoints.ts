@@ -98,10 +98,6 @@ export class Checkpointer implements ProgressListener {
     return this.stored.get(shardId);
   }
 
-  isShardComplete(shardId: string): boolean {
-    return this.shards.get(shardId)?.complete ?? this.stored.get(shardId) === SHARD_END;
-  }
-
   /** The shard's records have all been handed on, in this run or (SHARD_END) an earlier one. */
   isShardReadToEnd(shardId: string): boolean {
     return this.shards.get(shardId)?.isReadToEnd ?? this.stored.get(shardId) === SHARD_END;
@@ -122,16 +118,6 @@ export class Checkpointer implements ProgressListener {
     let n = 0;
     for (const shard of this.shards.values()) n += shard.outstandingSegments;
     return n;
-  }
-
-  /** Current checkpoints of the shards seen in this run. */
-  snapshot(): Map<string, string> {
-    const out = new Map<string, string>();
-    for (const [id, progress] of this.shards) {
-      const value = progress.complete ? SHARD_END : progress.checkpoint;
-      if (value !== undefined) out.set(id, value);
-    }
-    return out;
   }
 
   segmentReleased(segment: Segment): void {

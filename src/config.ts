@@ -86,7 +86,6 @@ const serviceSchema = z.strictObject({
       checkpointIntervalInMillis: intIn(100, 60_000).default(1_000),
       /** At SIGTERM, how long to keep trying to deliver what is buffered before giving up (uncheckpointed, so not lost). */
       shutdownTimeoutInSeconds: intIn(1, 3_600).default(60),
-      logDeliveries: flag().default(false),
       /** Records that exhaust a destination's retries are parked here instead of the error output. */
       deadLetterQueue: z
         .strictObject({
@@ -104,7 +103,6 @@ const serviceSchema = z.strictObject({
     .default({
       checkpointIntervalInMillis: 1_000,
       shutdownTimeoutInSeconds: 60,
-      logDeliveries: false,
       deadLetterQueue: { enabled: false, maxSizeInMBs: 256, includeProcessingFailures: false },
       admin: { enabled: false, host: '127.0.0.1', port: 8088 },
     }),

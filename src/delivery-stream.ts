@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import { backoff } from './backoff.js';
 import { Acknowledgements, ShardProgress } from './ack.js';
-import { BufferSet, type FlushReason, type SealedBatch } from './buffer.js';
+import { BufferSet, type BufferTags, type FlushReason, type SealedBatch } from './buffer.js';
 import type { Checkpointer } from './checkpoints.js';
 import { sleep, type Clock } from './clock.js';
 import { DeliveryError, type DeliveryReceipt, type Destination, type EncodedBatch, type ItemFailure, type PipelineSettings } from './destination.js';
@@ -15,6 +15,9 @@ import { ParquetEncoder } from './conversion/encoder.js';
 import type { ConversionPool } from './conversion/pool.js';
 import { DeadLetterQueue, DeadLetterQueueFull } from './dlq.js';
 import { TransformStage, type TransformIdentity } from './transform/stage.js';
+
+/** The tags of an unpartitioned buffer: shared, not made per record. */
+const NO_TAGS: BufferTags = {};
 
 /** Firehose's limit of active partitions per delivery stream. */
 export const MAX_ACTIVE_PARTITIONS = 500;
@@ -142,10 +145,6 @@ export class DeliveryStream implements RecordSink {
     return this.options.name;
   }
 
-  get deliveriesInFlight(): number {
-    return this.inflight.size;
-  }
-
   accept(records: readonly SourceRecord[]): void {
     this.stats.recordsRead += records.length;
     for (const record of records) {
@@ -162,7 +161,7 @@ export class DeliveryStream implements RecordSink {
   private route(record: SourceRecord, lambdaKeys: Readonly<Record<string, string>> | undefined): void {
     const partitioning = this.options.pipeline.partitioning;
     if (!partitioning) {
-      this.objects.append('', {}, record);
+      this.objects.append('', NO_TAGS, record);
       return;
     }
     const keys: Record<string, string> = {};
@@ -204,13 +203,19 @@ export class DeliveryStream implements RecordSink {
         const batch = this.parkingQueue;
         this.parkingQueue = [];
         const run = (async () => {
-          const attempts = Math.max(...batch.map((b) => b.attempts));
+          let attempts = 0;
+          for (const b of batch) if (b.attempts > attempts) attempts = b.attempts;
           if (await this.toDeadLetterQueue(batch, this.options.deadLetters!, attempts, this.givingUp.signal)) {
             const acks = new Acknowledgements();
             for (const { record: r } of batch) acks.add(r.segment);
             acks.release();
           }
-        })().finally(() => this.inflight.delete(run));
+        })()
+          .catch((err: unknown) => {
+            this.undelivered++;
+            this.options.log.error('parking failed records failed unexpectedly; they will be read again after a restart', { error: err });
+          })
+          .finally(() => this.inflight.delete(run));
         this.inflight.add(run);
       });
     }

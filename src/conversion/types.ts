@@ -5,7 +5,7 @@
  * Shared by configuration validation (main thread) and the conversion worker.
  */
 export type ColumnType =
-  | { kind: 'string' | 'int' | 'bigint' | 'double' | 'float' | 'boolean' | 'timestamp' | 'date' | 'binary' }
+  | { kind: Primitive }
   | { kind: 'decimal'; precision: number; scale: number }
   | { kind: 'array'; element: ColumnType }
   | { kind: 'struct'; fields: Array<{ name: string; type: ColumnType }> }
@@ -19,7 +19,21 @@ export interface Column {
 
 export class TypeError_ extends Error {}
 
-const PRIMITIVES = new Set(['string', 'int', 'bigint', 'double', 'float', 'boolean', 'timestamp', 'date', 'binary']);
+type Primitive = 'string' | 'int' | 'bigint' | 'double' | 'float' | 'boolean' | 'timestamp' | 'date' | 'binary';
+
+/** The Parquet schema element of each primitive column type. */
+const PRIMITIVE_ELEMENTS: Record<Primitive, Record<string, unknown>> = {
+  string: { type: 'BYTE_ARRAY', converted_type: 'UTF8' },
+  binary: { type: 'BYTE_ARRAY' },
+  int: { type: 'INT32' },
+  bigint: { type: 'INT64' },
+  double: { type: 'DOUBLE' },
+  float: { type: 'FLOAT' },
+  boolean: { type: 'BOOLEAN' },
+  timestamp: { type: 'INT64', logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: true, unit: 'MILLIS' } },
+  date: { type: 'INT32', converted_type: 'DATE' },
+};
+const PRIMITIVES = new Set(Object.keys(PRIMITIVE_ELEMENTS));
 const ALIASES: Record<string, string> = { integer: 'int', long: 'bigint', varchar: 'string', char: 'string', tinyint: 'int', smallint: 'int' };
 
 export function parseType(text: string): ColumnType {
@@ -117,34 +131,11 @@ export function parseType(text: string): ColumnType {
 export function parquetSchema(columns: readonly Column[]): Array<Record<string, unknown>> {
   const out: Array<Record<string, unknown>> = [{ name: 'root', num_children: columns.length }];
   const add = (name: string, type: ColumnType, repetition: 'OPTIONAL' | 'REQUIRED') => {
+    if (type.kind in PRIMITIVE_ELEMENTS) {
+      out.push({ name, ...PRIMITIVE_ELEMENTS[type.kind as Primitive], repetition_type: repetition });
+      return;
+    }
     switch (type.kind) {
-      case 'string':
-        out.push({ name, type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: repetition });
-        break;
-      case 'binary':
-        out.push({ name, type: 'BYTE_ARRAY', repetition_type: repetition });
-        break;
-      case 'int':
-        out.push({ name, type: 'INT32', repetition_type: repetition });
-        break;
-      case 'bigint':
-        out.push({ name, type: 'INT64', repetition_type: repetition });
-        break;
-      case 'double':
-        out.push({ name, type: 'DOUBLE', repetition_type: repetition });
-        break;
-      case 'float':
-        out.push({ name, type: 'FLOAT', repetition_type: repetition });
-        break;
-      case 'boolean':
-        out.push({ name, type: 'BOOLEAN', repetition_type: repetition });
-        break;
-      case 'timestamp':
-        out.push({ name, type: 'INT64', logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: true, unit: 'MILLIS' }, repetition_type: repetition });
-        break;
-      case 'date':
-        out.push({ name, type: 'INT32', converted_type: 'DATE', repetition_type: repetition });
-        break;
       case 'decimal':
         out.push({ name, type: 'FIXED_LEN_BYTE_ARRAY', type_length: decimalBytes(type.precision), converted_type: 'DECIMAL', precision: type.precision, scale: type.scale, repetition_type: repetition });
         break;

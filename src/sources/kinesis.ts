@@ -207,7 +207,6 @@ export class KinesisSource implements Source {
     if (signal.aborted) return;
     const progress = checkpointer.progressFor(shardId);
     let iterator = await this.shardIterator(shardId, start);
-    let lastRead = this.lastRead.get(shardId);
     let lastCall = 0;
     let failures = 0;
 
@@ -229,6 +228,7 @@ export class KinesisSource implements Source {
         const name = awsErrorName(err);
         if (name === 'ExpiredIteratorException') {
           log.info('shard iterator expired; renewing', { shardId });
+          const lastRead = this.lastRead.get(shardId);
           iterator = await this.shardIterator(shardId, lastRead ? { type: 'AFTER_SEQUENCE_NUMBER', sequenceNumber: lastRead } : start);
           continue;
         }
@@ -244,8 +244,7 @@ export class KinesisSource implements Source {
       if (records.length > 0) {
         const { batch, segment } = toSourceRecords(records, shardId, progress, log);
         const newest = records[records.length - 1]!;
-        lastRead = newest.SequenceNumber!;
-        this.lastRead.set(shardId, lastRead);
+        this.lastRead.set(shardId, newest.SequenceNumber!);
         const age = Date.now() - (newest.ApproximateArrivalTimestamp?.getTime() ?? Date.now());
         if (age > this.maxIteratorAgeMs) this.maxIteratorAgeMs = age;
         budget.take(segment.bytes);

@@ -11,10 +11,9 @@ export function resolveModule(module: string): string {
   return isAbsolute(module) ? module : resolve(process.cwd(), module);
 }
 
+// From src/transform/ (tests) this is transforms/; from dist/src/transform/, dist/transforms/ (the build copies them).
 function builtInTransformsDir(): string {
-  // src/transform/config.ts runs from src/ (tests) or dist/src/ (built): transforms/ is at the root.
-  const here = fileURLToPath(new URL('.', import.meta.url));
-  return resolve(here, here.includes('/dist/') ? '../../../transforms' : '../../transforms');
+  return fileURLToPath(new URL('../../transforms/', import.meta.url));
 }
 
 const lambdaParameters = z.strictObject({
