@@ -23,7 +23,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ConversionPool } from '../src/conversion/pool.js';
 import { parseType } from '../src/conversion/types.js';
-import type { SessionSpec } from '../src/conversion/worker.js';
+import type { SessionSpec } from '../src/conversion/types.js';
 import { s3DestinationSchema } from '../destinations/s3/config.js';
 import { LOCAL_CREDENTIALS, startS3rver } from '../src/dev/peers.js';
 
@@ -116,6 +116,7 @@ async function zlibParallelChunks(chunks: Buffer[]): Promise<{ seconds: number; 
 
 /** Stands in for Kinesis: 4 shards, reads of 500 records, the same budget and segments as the real source. */
 class MemorySource implements Source {
+  readonly identity = 'memory';
   private stopped = false;
   constructor(
     private readonly pool: Buffer[],
@@ -149,6 +150,15 @@ class MemorySource implements Source {
   stop(): void {
     this.stopped = true;
   }
+  get outstandingSegments(): number {
+    return this.checkpointer.outstandingSegments;
+  }
+  close(): Promise<boolean> {
+    return this.checkpointer.stop();
+  }
+  status() {
+    return {};
+  }
 }
 
 class NullDestination implements Destination {
@@ -162,7 +172,7 @@ class NullDestination implements Destination {
 
 const memoryStore: CheckpointStore = {
   load: async () => new Map(),
-  claimOrigin: async (_name, now) => ({ startedAt: now, firstStart: true }),
+  claimOrigin: async (now) => ({ startedAt: now, firstStart: true }),
   save: async () => undefined,
 };
 
@@ -199,7 +209,7 @@ async function runEngine(pool: Buffer[], mode: 'gzip' | 'parquet'): Promise<{ se
   const conversions = mode === 'parquet' ? new ConversionPool(2, silentLogger) : undefined;
   conversions?.start();
   const budget = new ByteBudget(2 * bufferBytes);
-  const checkpointer = new Checkpointer('bench', memoryStore, new Map(), { startedAt: Date.now(), firstStart: true }, budget, silentLogger);
+  const checkpointer = new Checkpointer(memoryStore, new Map(), { startedAt: Date.now(), firstStart: true }, budget, silentLogger);
   const source = new MemorySource(pool, checkpointer, budget);
   let out = 0;
   const stream = new DeliveryStream({
@@ -207,12 +217,12 @@ async function runEngine(pool: Buffer[], mode: 'gzip' | 'parquet'): Promise<{ se
     source,
     destination,
     pipeline: {
-      buffer: { sizeBytes: bufferBytes, intervalMs: 900_000, compression: mode === 'gzip' ? 'GZIP' : 'UNCOMPRESSED', appendNewlineDelimiter: false },
+      buffer: { sizeBytes: bufferBytes, intervalMs: 900_000, encoding: mode === 'gzip' ? 'GZIP' : 'PARQUET', appendNewlineDelimiter: false },
+      errorOutputEncoding: 'UNCOMPRESSED',
       ...(mode === 'parquet' ? { conversion: logSchema } : {}),
     },
     ...(conversions ? { conversions } : {}),
-    identity: { region: 'us-east-1', deliveryStreamArn: 'bench', sourceKinesisStreamArn: 'bench' },
-    checkpointer,
+    identity: { region: 'us-east-1', deliveryStreamArn: 'bench', source: { event: {} } },
     clock: systemClock,
     log: silentLogger,
     onDelivered: (e) => (out += e.encodedBytes),
@@ -220,7 +230,7 @@ async function runEngine(pool: Buffer[], mode: 'gzip' | 'parquet'): Promise<{ se
   let peakRss = process.memoryUsage.rss();
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 20);
   const t = performance.now();
-  await stream.start(60_000); // resolves when the source ran out
+  await stream.start(); // resolves when the source ran out
   await stream.stop(600_000); // seals the last buffer and waits for its delivery
   const seconds = (performance.now() - t) / 1000;
   clearInterval(sampler);

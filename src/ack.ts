@@ -15,12 +15,24 @@ export class Segment {
   pending: number;
 
   constructor(
-    readonly shard: ShardProgress,
+    /** Undefined for a detached segment: copies whose end no checkpoint waits for (backup copies). */
+    readonly shard: ShardProgress | undefined,
     readonly lastSequenceNumber: string,
     readonly records: number,
     readonly bytes: number,
   ) {
     this.pending = records;
+  }
+
+  /** A segment no shard waits for: records that are copies of records whose end is elsewhere. */
+  static detached(records: number): Segment {
+    return new Segment(undefined, '', records, 0);
+  }
+
+  release(count: number): void {
+    if (this.shard) this.shard.release(this, count);
+    else if (count > this.pending) throw new Error(`released ${count} records of a detached segment with ${this.pending} pending`);
+    else this.pending -= count;
   }
 }
 
@@ -145,7 +157,7 @@ export class Acknowledgements {
     if (this.released) throw new Error('acknowledgements already released');
     this.closeRun();
     this.released = true;
-    for (const [segment, count] of this.counts) segment.shard.release(segment, count);
+    for (const [segment, count] of this.counts) segment.release(count);
     this.counts.clear();
   }
 

@@ -6,17 +6,21 @@ import { ExpressAdapter } from '@bull-board/express';
 import express, { type Request, type Response } from 'express';
 import type { ServiceConfig } from './config.js';
 import type { DeliveryStream } from './delivery-stream.js';
+import type { Redis } from 'ioredis';
 import type { DeadLetterQueue } from './dlq.js';
-import { redrive } from './dlq-cli.js';
 import type { Logger } from './log.js';
-import type { KinesisSource } from './sources/kinesis.js';
+import { redrive } from './redrive.js';
+import { LockHeld } from './redis/lock.js';
 
 export interface AdminTarget {
   readonly config: ServiceConfig;
   readonly streams: readonly DeliveryStream[];
-  readonly sources: readonly KinesisSource[];
   readonly deadLetterQueues: readonly DeadLetterQueue[];
+  /** The DLQ's connection, shared by redrives started here. */
+  readonly redis: Redis | undefined;
 }
+
+const numberFrom = (status: Readonly<Record<string, unknown>>, key: string) => (typeof status[key] === 'number' ? (status[key] as number) : 0);
 
 /**
  * The admin endpoint: /health, /stats, /metrics (Prometheus text, named after Firehose's
@@ -44,7 +48,7 @@ export async function startAdmin(target: AdminTarget, host: string, port: number
   app.get('/stats', (_req, res) => {
     res.json(
       Object.fromEntries(
-        target.streams.map((s, i) => [s.name, { ...s.stats, maxIteratorAgeMs: target.sources[i]?.maxIteratorAgeMs ?? 0, activeShards: target.sources[i]?.activeShards.length ?? 0 }]),
+        target.streams.map((s) => [s.name, { ...s.stats, ...s.source.status() }]),
       ),
     );
   });
@@ -65,7 +69,9 @@ export async function startAdmin(target: AdminTarget, host: string, port: number
     metric('firehose_dead_letter_records_total', 'records parked in the dead-letter queue', (s) => s.stats.recordsToDeadLetterQueue);
     metric('firehose_dropped_records_total', 'records a transform dropped (Dropped)', (s) => s.stats.recordsDropped);
     metric('firehose_partition_count_exceeded_total', 'PartitionCountExceeded', (s) => s.stats.partitionCountExceeded);
-    metric('firehose_iterator_age_max_milliseconds', 'largest GetRecords iterator age since start', (_s, i) => target.sources[i]?.maxIteratorAgeMs ?? 0);
+    metric('firehose_records_held_total', 'records whose positions stay held after an encoding failure or an unexpected error (read again after a restart)', (s) => s.stats.recordsHeld);
+    metric('firehose_backup_records_total', 'copies of parked records written to the backup bucket (BackupToS3.Records)', (s) => s.stats.backupCopies);
+    metric('firehose_iterator_age_max_milliseconds', 'largest GetRecords iterator age since start', (s) => numberFrom(s.source.status(), 'maxIteratorAgeMs'));
     res.type('text/plain; version=0.0.4').send(lines.join('\n') + '\n');
   });
 
@@ -74,13 +80,13 @@ export async function startAdmin(target: AdminTarget, host: string, port: number
     guard(async (req, res) => {
       const out: Record<string, unknown[]> = {};
       for (const q of queues(req)) {
-        out[q.deliveryStreamName] = (await q.list(filter(req))).map((e) => ({
-          id: e.id,
-          addedAt: new Date(e.addedAt).toISOString(),
-          ...e.letter,
-          data: req.query.data === '1' ? e.letter.data : undefined,
-          bytes: Buffer.from(e.letter.data, 'base64').length,
-        }));
+        const entries: unknown[] = [];
+        for await (const page of q.entries(filter(req))) {
+          for (const e of page) {
+            entries.push({ id: e.id, addedAt: new Date(e.addedAt).toISOString(), ...e.letter, data: req.query.data === '1' ? e.letter.data : undefined, bytes: Buffer.from(e.letter.data, 'base64').length });
+          }
+        }
+        out[q.deliveryStreamName] = entries;
       }
       res.json(out);
     }),
@@ -89,11 +95,17 @@ export async function startAdmin(target: AdminTarget, host: string, port: number
   app.post(
     '/dlq/redrive',
     guard(async (req, res) => {
-      const out: Record<string, { redriven: number; total: number }> = {};
+      const out: Record<string, { redriven: number; keptInQueue: number; total: number }> = {};
       for (const q of queues(req)) {
         const stream = target.config.deliveryStreams.find((s) => s.deliveryStreamName === q.deliveryStreamName)!;
-        const entries = await q.list(filter(req));
-        out[q.deliveryStreamName] = { redriven: await redrive(stream, entries, q, (line) => log.info('redrive', { line })), total: entries.length };
+        try {
+          const result = await redrive(target.config, stream, { filter: filter(req), log, ...(target.redis ? { dlqRedis: target.redis } : {}) });
+          out[q.deliveryStreamName] = { redriven: result.removed, keptInQueue: result.keptInQueue, total: result.total };
+        } catch (err) {
+          if (!(err instanceof LockHeld)) throw err;
+          res.status(409).json({ error: err.message });
+          return;
+        }
       }
       res.json(out);
     }),
@@ -104,9 +116,9 @@ export async function startAdmin(target: AdminTarget, host: string, port: number
     guard(async (req, res) => {
       const out: Record<string, { purged: number }> = {};
       for (const q of queues(req)) {
-        const entries = await q.list(filter(req));
-        await q.remove(entries);
-        out[q.deliveryStreamName] = { purged: entries.length };
+        let purged = 0;
+        for await (const page of q.entries(filter(req))) purged += await q.remove(page);
+        out[q.deliveryStreamName] = { purged };
       }
       res.json(out);
     }),
@@ -114,7 +126,11 @@ export async function startAdmin(target: AdminTarget, host: string, port: number
 
   const board = new ExpressAdapter();
   board.setBasePath('/admin/queues');
-  createBullBoard({ queues: target.deadLetterQueues.map((q) => new BullMQAdapter(q.queue, { readOnlyMode: false, description: `dead letters of ${q.deliveryStreamName}` })), serverAdapter: board });
+  // Read-only: removing entries there would bypass the byte bound's counter; redrive and purge go through /dlq.
+  createBullBoard({
+    queues: target.deadLetterQueues.map((q) => new BullMQAdapter(q.queue, { readOnlyMode: true, displayName: `dlq ${q.deliveryStreamName}`, description: `dead letters of ${q.deliveryStreamName}` })),
+    serverAdapter: board,
+  });
   app.use('/admin/queues', board.getRouter());
 
   const server: Server = await new Promise((resolve) => {

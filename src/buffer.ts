@@ -1,14 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { Acknowledgements } from './ack.js';
 import type { Clock, TimerHandle } from './clock.js';
-import type { BufferSettings, CompressionFormat } from './destination.js';
+import type { Encoding } from './codecs.js';
+import type { BufferSettings } from './pipeline/settings.js';
 import { BytesEncoder, DEFAULT_CHUNK_BYTES, type Encoder } from './encoder.js';
 import type { SourceRecord } from './records.js';
 
 /** Makes the encoder of one buffer fill; it may move positions out of `acks` (conversion failures). */
 export type EncoderFactory = (acks: Acknowledgements) => Encoder;
 
-export type FlushReason = 'size' | 'interval' | 'shutdown' | 'partition-limit';
+export type FlushReason = 'size' | 'interval' | 'shutdown' | 'partition-limit' | 'source-finished';
 
 /** Where a buffer's objects go: its partition, or the error output of one type. */
 export interface BufferTags {
@@ -22,7 +23,7 @@ export interface SealedBatch {
   readonly reason: FlushReason;
   readonly records: number;
   readonly rawBytes: number;
-  readonly compression: CompressionFormat;
+  readonly encoding: Encoding;
   readonly oldestArrivalTimestamp: number;
   readonly acks: Acknowledgements;
   readonly body: Promise<Buffer[]>;
@@ -56,7 +57,7 @@ export class RecordBuffer {
   ) {
     const chunkBytes = Math.min(DEFAULT_CHUNK_BYTES, settings.sizeBytes);
     this.delimiterBytes = settings.appendNewlineDelimiter ? 1 : 0;
-    this.createEncoder = createEncoder ?? (() => new BytesEncoder(settings.compression, chunkBytes, settings.appendNewlineDelimiter));
+    this.createEncoder = createEncoder ?? (() => new BytesEncoder(settings.encoding, chunkBytes, settings.appendNewlineDelimiter));
   }
 
   get bufferedRecords(): number {
@@ -101,7 +102,7 @@ export class RecordBuffer {
       reason,
       records: this.records,
       rawBytes: this.rawBytes,
-      compression: this.settings.compression,
+      encoding: this.settings.encoding,
       oldestArrivalTimestamp: this.oldestArrival,
       acks: this.acks,
       body: this.encoder!.finish(),

@@ -55,10 +55,13 @@ async function main(argv: string[]): Promise<number> {
       const { runDlqCommand } = await import('./dlq-cli.js');
       return runDlqCommand(action, await loadConfig(requireConfig(values.config)), {
         ...(values.stream ? { stream: values.stream } : {}),
-        ...(values.error ? { errorCode: values.error } : {}),
-        ...(since !== undefined ? { since } : {}),
-        ...(values.id ? { id: values.id } : {}),
+        filter: {
+          ...(values.error ? { errorCode: values.error } : {}),
+          ...(since !== undefined ? { since } : {}),
+          ...(values.id ? { id: values.id } : {}),
+        },
         out: (line) => process.stdout.write(line + '\n'),
+        progress: { write: (text) => process.stderr.write(text), isTTY: process.stderr.isTTY === true },
       });
     }
     case 'dev': {

@@ -3,64 +3,27 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { destinationPlugins } from '../destinations/index.js';
 import type { DestinationPlugin } from './destination.js';
+import type { SourcePlugin } from './source.js';
+import { sourcePlugins } from './sources/index.js';
 import { interpolate } from './interpolate.js';
-import { flag, formatIssues, httpUrl, intIn, matching, oneOf, text } from './schema.js';
+import { flag, formatIssues, intIn, matching, text } from './schema.js';
 
-const kinesisStreamSource = z
-  .strictObject({
-    streamName: matching(/^[a-zA-Z0-9_.-]{1,128}$/, 'a Kinesis stream name (1–128 of a-z A-Z 0-9 _ . -)').optional(),
-    streamARN: matching(
-      /^arn:[\w-]+:kinesis:[a-z0-9-]+:\d{12}:stream\/[a-zA-Z0-9_.-]{1,128}$/,
-      'a Kinesis stream ARN (arn:aws:kinesis:<region>:<account>:stream/<name>)',
-    ).optional(),
-    region: text('an AWS region such as us-east-1').optional(),
-    endpoint: httpUrl.optional(),
-    startingPosition: oneOf(['LATEST', 'TRIM_HORIZON', 'AT_TIMESTAMP'] as const).default('TRIM_HORIZON'),
-    startingTimestamp: text('an ISO-8601 time').optional(),
-    /** GetRecords Limit: records per call (Kinesis allows up to 10,000). */
-    readLimit: intIn(1, 10_000).default(10_000),
-    /** Pause after a read that returned nothing (KCL's idleTimeBetweenReadsInMillis). */
-    idleTimeBetweenReadsInMillis: intIn(200, 60_000).default(1_000),
-    /** How often new shards (from resharding) are looked for. */
-    shardDiscoveryIntervalInSeconds: intIn(1, 3_600).default(10),
-  })
-  .superRefine((value, ctx) => {
-    if (!value.streamName && !value.streamARN) {
-      ctx.addIssue({ code: 'custom', path: ['streamName'], message: 'is required (or give streamARN)' });
-    }
-    if (value.streamName && value.streamARN && !value.streamARN.endsWith(`:stream/${value.streamName}`)) {
-      ctx.addIssue({ code: 'custom', path: ['streamARN'], message: `names another stream than streamName ${JSON.stringify(value.streamName)}` });
-    }
-    if (value.startingPosition === 'AT_TIMESTAMP') {
-      if (!value.startingTimestamp) {
-        ctx.addIssue({ code: 'custom', path: ['startingTimestamp'], message: 'is required when startingPosition is AT_TIMESTAMP' });
-      } else if (Number.isNaN(Date.parse(value.startingTimestamp))) {
-        ctx.addIssue({ code: 'custom', path: ['startingTimestamp'], message: `must be an ISO-8601 time, got ${JSON.stringify(value.startingTimestamp)}` });
-      }
-    } else if (value.startingTimestamp) {
-      ctx.addIssue({ code: 'custom', path: ['startingTimestamp'], message: 'is only used with startingPosition AT_TIMESTAMP' });
-    }
-  })
-  .transform((value) => {
-    const arnParts = value.streamARN?.split(':');
-    return {
-      ...value,
-      streamName: value.streamName ?? value.streamARN!.split(':stream/')[1]!,
-      region: value.region ?? arnParts?.[3] ?? process.env.AWS_REGION ?? 'us-east-1',
-    };
-  });
-
-export type KinesisSourceConfig = z.output<typeof kinesisStreamSource>;
-
+const sourceShape = Object.fromEntries(sourcePlugins.map((p) => [p.configKey, p.schema.optional()]));
 const destinationShape = Object.fromEntries(destinationPlugins.map((p) => [p.configKey, p.schema.optional()]));
 
 const deliveryStream = z
   .strictObject({
     deliveryStreamName: matching(/^[a-zA-Z0-9_.-]{1,64}$/, 'a delivery stream name (1–64 of a-z A-Z 0-9 _ . -)'),
-    kinesisStreamSource,
+    ...sourceShape,
     ...destinationShape,
   })
   .superRefine((value, ctx) => {
+    const sources = sourcePlugins.filter((p) => (value as Record<string, unknown>)[p.configKey] !== undefined);
+    const sourceKeys = sourcePlugins.map((p) => p.configKey).join(' | ');
+    if (sources.length === 0) ctx.addIssue({ code: 'custom', path: [sourcePlugins[0]!.configKey], message: `is required (a delivery stream reads one source: ${sourceKeys})` });
+    if (sources.length > 1) {
+      ctx.addIssue({ code: 'custom', message: `has ${sources.length} sources (${sources.map((p) => p.configKey).join(', ')}); a delivery stream reads exactly one` });
+    }
     const present = destinationPlugins.filter((p) => (value as Record<string, unknown>)[p.configKey] !== undefined);
     const keys = destinationPlugins.map((p) => p.configKey).join(' | ');
     if (present.length === 0) ctx.addIssue({ code: 'custom', message: `needs a destination (one of ${keys})` });
@@ -71,7 +34,7 @@ const deliveryStream = z
 
 export interface DeliveryStreamConfig {
   deliveryStreamName: string;
-  kinesisStreamSource: KinesisSourceConfig;
+  source: { plugin: SourcePlugin<unknown>; config: unknown };
   destination: { plugin: DestinationPlugin<unknown>; config: unknown };
 }
 
@@ -156,11 +119,13 @@ export function parseConfig(
       problems.push(`deliveryStreams[${i}].deliveryStreamName: ${JSON.stringify(stream.deliveryStreamName)} is used by another delivery stream`);
     }
     names.add(stream.deliveryStreamName);
-    const plugin = destinationPlugins.find((p) => (stream as Record<string, unknown>)[p.configKey] !== undefined)!;
+    const fields = stream as Record<string, unknown>;
+    const plugin = destinationPlugins.find((p) => fields[p.configKey] !== undefined)!;
+    const sourcePlugin = sourcePlugins.find((p) => fields[p.configKey] !== undefined)!;
     return {
       deliveryStreamName: stream.deliveryStreamName,
-      kinesisStreamSource: stream.kinesisStreamSource,
-      destination: { plugin, config: (stream as Record<string, unknown>)[plugin.configKey] },
+      source: { plugin: sourcePlugin, config: fields[sourcePlugin.configKey] },
+      destination: { plugin, config: fields[plugin.configKey] },
     };
   });
   if (problems.length > 0) throw new ConfigError(source, problems);

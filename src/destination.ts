@@ -1,18 +1,17 @@
 import type { z } from 'zod';
+import type { Encoding } from './codecs.js';
+import type { FailureReason } from './failure.js';
 import type { Logger } from './log.js';
-import type { ProcessingSettings } from './transform/config.js';
-import type { SessionSpec } from './conversion/worker.js';
+import type { PipelineSettings } from './pipeline/settings.js';
 
-export type CompressionFormat = 'UNCOMPRESSED' | 'GZIP';
+export type { PipelineSettings };
 
-/** What a buffer holds for one destination, as the destination's configuration decides it. */
-export interface BufferSettings {
-  readonly sizeBytes: number;
-  readonly intervalMs: number;
-  readonly compression: CompressionFormat;
-  readonly appendNewlineDelimiter: boolean;
-  /** Seal at this many records (an HTTP request carries at most 10,000). */
-  readonly maxRecords?: number;
+/** Where a record in a batch came from (OpenSearch derives document ids from it). */
+export interface RecordOrigin {
+  readonly shardId: string;
+  readonly sequenceNumber: string;
+  readonly subSequenceNumber: number;
+  readonly arrival: number;
 }
 
 /** A sealed buffer, encoded: what a destination is asked to deliver. */
@@ -21,9 +20,10 @@ export interface EncodedBatch {
   readonly id: string;
   readonly deliveryStreamName: string;
   readonly records: number;
-  /** Bytes before compression (what the size hint counts). */
+  /** Bytes before encoding (what the size hint counts). */
   readonly rawBytes: number;
-  readonly compression: CompressionFormat;
+  /** What the chunks hold; names and labels the object (codecs.ts). */
+  readonly encoding: Encoding;
   /** The encoded body as a list of chunks; with GZIP each chunk is one gzip member (RFC 1952). */
   readonly chunks: readonly Buffer[];
   readonly encodedBytes: number;
@@ -33,26 +33,23 @@ export interface EncodedBatch {
   readonly partitionKeys?: Readonly<Record<string, string>>;
   /** Set for the error output: processing-failed, partitioning-failed, … */
   readonly errorOutputType?: string;
-  /** For record-oriented destinations (HTTP endpoints, OpenSearch): each record's bytes, in order. */
+  /** For record-oriented destinations (HTTP endpoints, OpenSearch): each record's bytes, in order… */
   readonly recordData?: readonly Buffer[];
-  /** …and where each came from (OpenSearch derives document ids from it). */
-  readonly recordSources?: ReadonlyArray<{ readonly shardId: string; readonly sequenceNumber: string; readonly subSequenceNumber: number; readonly arrival: number }>;
+  /** …and where each came from. */
+  readonly recordSources?: readonly RecordOrigin[];
 }
 
 /** A record of the batch that the destination did not take (the others were delivered). */
-export interface ItemFailure {
+export interface ItemFailure extends FailureReason {
   /** Index into the batch's recordData. */
   readonly index: number;
   readonly retryable: boolean;
-  readonly code: string;
-  readonly message: string;
-  /** Written into the record's error-output line (esDocumentId, esIndexName, …). */
-  readonly details?: Readonly<Record<string, string>>;
 }
 
 /**
- * A failed delivery. Retryable ones are retried within the destination's retry duration; the
- * records of a batch that fails for good go to the error output.
+ * A failed delivery. Retryable ones (throttling, 5xx, connection refused or reset, timeouts) are
+ * retried within the destination's retry duration; a permanent one ends the batch's records in the
+ * error output or the DLQ at once, with its code.
  */
 export class DeliveryError extends Error {
   constructor(
@@ -73,11 +70,18 @@ export interface DeliveryReceipt {
 }
 
 /**
- * A destination delivers one batch per call, all or nothing; it throws on failure and the engine
- * owns retries, backoff and acknowledgements, so every destination gets them the same way.
+ * A destination delivers one batch per call; it throws a DeliveryError saying whether the failure
+ * is retryable, and the engine owns retries, backoff, error output, DLQ and acknowledgements, so
+ * every destination gets them the same way.
  */
 export interface Destination {
   deliver(batch: EncodedBatch, signal: AbortSignal): Promise<DeliveryReceipt>;
+  /**
+   * Why a partition's records could never be delivered (its S3 key would be too long, say), or
+   * undefined. Asked before a partition's first record is buffered, so a bad key ends its records
+   * as partitioning-failed instead of failing a batch without end.
+   */
+  checkPartition?(partitionKeys: Readonly<Record<string, string>>): string | undefined;
   close(): Promise<void>;
 }
 
@@ -85,24 +89,6 @@ export interface DestinationContext {
   readonly deliveryStreamName: string;
   readonly deliveryStreamArn: string;
   readonly log: Logger;
-}
-
-/** What the engine runs in front of a destination, as its configuration says. */
-export interface PipelineSettings {
-  readonly buffer: BufferSettings;
-  /** processingConfiguration: a transform module and/or a MetadataExtraction query. */
-  readonly processing?: ProcessingSettings | undefined;
-  /** Dynamic partitioning: the partition keys each record must have (from the query or the transform). */
-  readonly partitioning?: { readonly queryKeys: readonly string[]; readonly lambdaKeys: readonly string[] } | undefined;
-  /** Record format conversion to Parquet: the columns and writer settings. */
-  readonly conversion?: SessionSpec | undefined;
-  /**
-   * How long a batch is retried before its records go to the error output (as `errorOutputType`);
-   * undefined: retried until delivered (S3, whose error output is itself).
-   */
-  readonly retry?: { readonly durationMs: number; readonly errorOutputType: string } | undefined;
-  /** Batches are whole records, kept for the destination (the HTTP body is built from them). */
-  readonly recordOriented?: boolean;
 }
 
 /** A destination as the YAML names it: its configuration key, schema, pipeline settings and factory. */

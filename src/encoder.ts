@@ -1,6 +1,4 @@
-import { promisify } from 'node:util';
-import { gzip, constants as zlibConstants } from 'node:zlib';
-import type { CompressionFormat } from './destination.js';
+import { codecs, type Encoding } from './codecs.js';
 import type { SourceRecord } from './records.js';
 
 /** Turns a buffer's records into an object's bytes, as they arrive. */
@@ -27,16 +25,16 @@ export class RecordListEncoder implements Encoder {
 
 const NEWLINE = Buffer.from('\n');
 
-/** Records as they are (optionally newline-delimited), GZIP-compressed or not. */
+/** Records as they are (optionally newline-delimited), encoded by a chunked codec. */
 export class BytesEncoder implements Encoder {
   private readonly chunks: ChunkedEncoder;
 
   constructor(
-    compression: CompressionFormat,
+    encoding: Encoding,
     chunkBytes: number,
     private readonly appendNewline: boolean,
   ) {
-    this.chunks = new ChunkedEncoder(compression, chunkBytes);
+    this.chunks = new ChunkedEncoder(encoding, chunkBytes);
   }
 
   append(record: SourceRecord): void {
@@ -49,28 +47,29 @@ export class BytesEncoder implements Encoder {
   }
 }
 
-const gzipAsync = promisify(gzip);
-
 export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
 
 /**
  * Encodes a buffer's records while they arrive. Bytes are copied once into a fixed chunk; a full
- * chunk goes to async zlib on the libuv pool at once, so both cores compress while reading goes
- * on and a flush waits for one chunk at most. Each chunk becomes one gzip member: concatenated
- * members are one valid gzip stream (RFC 1952 §2.2) that gunzip, zcat, Node, Python and Athena read
- * whole. Memory holds compressed output plus one raw chunk per buffer.
+ * chunk goes to the codec (async zlib on the libuv pool) at once, so both cores compress while
+ * reading goes on and a flush waits for one chunk at most. Each chunk becomes one gzip member:
+ * concatenated members are one valid gzip stream that gunzip, zcat, Node, Python and Athena read
+ * whole. Memory holds encoded output plus one raw chunk per buffer.
  */
 export class ChunkedEncoder {
   private chunk: Buffer;
   private used = 0;
   private readonly parts: Promise<Buffer>[] = [];
   private finished = false;
+  private readonly encodeChunk: (raw: Buffer) => Promise<Buffer>;
 
   constructor(
-    private readonly compression: CompressionFormat,
+    encoding: Encoding,
     private readonly chunkBytes: number = DEFAULT_CHUNK_BYTES,
-    private readonly level: number = zlibConstants.Z_DEFAULT_COMPRESSION,
   ) {
+    const encode = codecs[encoding].encodeChunk;
+    if (!encode) throw new Error(`${encoding} is not a chunked encoding`);
+    this.encodeChunk = encode;
     this.chunk = Buffer.allocUnsafe(chunkBytes);
   }
 
@@ -96,14 +95,9 @@ export class ChunkedEncoder {
 
   private submit(more: boolean): void {
     const input = this.used === this.chunkBytes ? this.chunk : this.chunk.subarray(0, this.used);
-    let part: Promise<Buffer>;
-    if (this.compression === 'GZIP') {
-      part = gzipAsync(input, { level: this.level });
-      // Rejections are reported by finish(); this keeps an early one from being "unhandled".
-      part.catch(() => undefined);
-    } else {
-      part = Promise.resolve(input);
-    }
+    const part = this.encodeChunk(input);
+    // Rejections are reported by finish(); this keeps an early one from being "unhandled".
+    part.catch(() => undefined);
     this.parts.push(part);
     this.used = 0;
     if (more) this.chunk = Buffer.allocUnsafe(this.chunkBytes);

@@ -1,17 +1,5 @@
+import type { Failure } from './failure.js';
 import type { SourceRecord } from './records.js';
-
-/** Why a record went to the error output, as Firehose writes it there. */
-export interface Failure {
-  readonly errorOutputType: 'processing-failed' | 'partitioning-failed' | 'format-conversion-failed' | 'http-endpoint-failed' | 'AmazonOpenSearchService-failed';
-  readonly errorCode: string;
-  readonly errorMessage: string;
-  readonly attemptsMade: number;
-  readonly attemptEndingTimestamp: number;
-  /** The transform module (Firehose writes the Lambda function's ARN here). */
-  readonly lambdaArn?: string;
-  /** Destination-specific fields (esDocumentId, esIndexName). */
-  readonly details?: Readonly<Record<string, string>>;
-}
 
 /**
  * One JSON line of Firehose's error output, carrying the record's original bytes (base64) so they
@@ -22,9 +10,9 @@ export function errorOutputLine(record: SourceRecord, failure: Failure): Buffer 
     JSON.stringify({
       attemptsMade: failure.attemptsMade,
       arrivalTimestamp: record.approximateArrivalTimestamp,
-      errorCode: failure.errorCode,
-      errorMessage: failure.errorMessage,
-      attemptEndingTimestamp: failure.attemptEndingTimestamp,
+      errorCode: failure.code,
+      errorMessage: failure.message,
+      attemptEndingTimestamp: failure.endedAt,
       rawData: record.data.toString('base64'),
       ...(failure.lambdaArn ? { lambdaArn: failure.lambdaArn } : {}),
       ...failure.details,

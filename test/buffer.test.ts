@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ShardProgress, type Segment } from '../src/ack.js';
 import { BufferSet, RecordBuffer, type SealedBatch } from '../src/buffer.js';
 import { ManualClock } from '../src/clock.js';
-import type { BufferSettings } from '../src/destination.js';
+import type { BufferSettings } from '../src/pipeline/settings.js';
 import { ChunkedEncoder } from '../src/encoder.js';
 import type { SourceRecord } from '../src/records.js';
 
@@ -26,7 +26,7 @@ function records(count: number, size: number, clock: ManualClock): SourceRecord[
 function buffer(settings: Partial<BufferSettings>, clock: ManualClock) {
   const sealed: SealedBatch[] = [];
   const b = new RecordBuffer(
-    { sizeBytes: MiB, intervalMs: 60_000, compression: 'GZIP', appendNewlineDelimiter: false, ...settings },
+    { sizeBytes: MiB, intervalMs: 60_000, encoding: 'GZIP', appendNewlineDelimiter: false, ...settings },
     clock,
     (batch) => sealed.push(batch),
   );
@@ -126,7 +126,7 @@ describe('partitioned buffers', () => {
     const sealed: SealedBatch[] = [];
     let exceeded = 0;
     const set = new BufferSet(
-      { sizeBytes: MiB, intervalMs: 60_000, compression: 'UNCOMPRESSED', appendNewlineDelimiter: false },
+      { sizeBytes: MiB, intervalMs: 60_000, encoding: 'UNCOMPRESSED', appendNewlineDelimiter: false },
       clock,
       3,
       (b) => sealed.push(b),

@@ -5,7 +5,7 @@ import { resolveModule } from '../src/transform/config.js';
 import { HandlerPool, RESULT_DROPPED, RESULT_FAILED, RESULT_OK, type InvocationOutcome } from '../src/transform/pool.js';
 import { buildInvocation } from '../src/transform/stage.js';
 
-const identity = { deliveryStreamArn: 'arn:aws:firehose:us-east-1:000000000000:deliverystream/t', region: 'us-east-1', sourceKinesisStreamArn: 'arn:aws:kinesis:us-east-1:000000000000:stream/s' };
+const identity = { deliveryStreamArn: 'arn:aws:firehose:us-east-1:000000000000:deliverystream/t', region: 'us-east-1', source: { event: { sourceKinesisStreamArn: 'arn:aws:kinesis:us-east-1:000000000000:stream/s' }, recordMetadataKey: 'kinesisRecordMetadata' } };
 
 /** Runs a built-in transform in a real worker thread with the given environment, as the service does. */
 async function run(name: string, env: Record<string, string>, inputs: Array<string | Buffer>) {

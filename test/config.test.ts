@@ -53,7 +53,7 @@ describe('configuration', () => {
     expect(stream.destination.plugin.pipeline(stream.destination.config).buffer).toEqual({
       sizeBytes: 5 * 1024 * 1024,
       intervalMs: 300_000,
-      compression: 'GZIP',
+      encoding: 'GZIP',
       appendNewlineDelimiter: false,
     });
     expect(config.runtime.checkpointIntervalInMillis).toBe(1_000);
@@ -181,7 +181,7 @@ deliveryStreams:
     const stream = config.deliveryStreams[0]!;
     expect(config.redis.url).toBe('redis://127.0.0.1:6379');
     expect(stream.deliveryStreamName).toBe('orders');
-    expect(stream.kinesisStreamSource.streamName).toBe('orders-in');
+    expect(stream.source.config).toMatchObject({ streamName: 'orders-in' });
     expect(stream.destination.config).toMatchObject({
       prefix: 'orders/literal-${NOT_A_VAR}/',
       bufferingHints: { sizeInMBs: 7, intervalInSeconds: 120 },
@@ -193,7 +193,7 @@ deliveryStreams:
 
   it('takes the stream name and region from a stream ARN, and the bucket from a bucket ARN', () => {
     const stream = parseConfig(readFileSync(new URL('../config/example.yaml', import.meta.url), 'utf8'), {}).deliveryStreams[0]!;
-    expect(stream.kinesisStreamSource).toMatchObject({ streamName: 'clicks', region: 'us-east-1' });
+    expect(stream.source.config).toMatchObject({ streamName: 'clicks', region: 'us-east-1' });
     expect(stream.destination.config).toMatchObject({ bucket: 'my-clicks-archive' });
   });
 });

@@ -1,3 +1,4 @@
+import { KinesisSource } from '../src/sources/kinesis/index.js';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { aggregate } from 'aws-kinesis-agg';
@@ -103,7 +104,7 @@ describe('Kinesis → buffer → GZIP → S3 with Redis checkpoints', () => {
 
     // A clean restart resumes after the checkpoints: readers run on every shard, nothing comes twice.
     const again = await startService(config, { log: silentLogger });
-    await waitFor(() => again.sources[0]!.activeShards.length === 4, 10_000, 'readers on all 4 shards');
+    await waitFor(() => (again.sources[0] as KinesisSource).activeShards.length === 4, 10_000, 'readers on all 4 shards');
     await new Promise((r) => setTimeout(r, 2_000));
     expect(await again.stop()).toBe(true);
     expect(again.streams[0]!.stats.recordsRead).toBe(0);

@@ -2,14 +2,14 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShardProgress } from '../src/ack.js';
 import { ManualClock } from '../src/clock.js';
-import type { Failure } from '../src/error-output.js';
+import type { Failure } from '../src/failure.js';
 import { silentLogger } from '../src/log.js';
 import type { SourceRecord } from '../src/records.js';
 import { HandlerPool } from '../src/transform/pool.js';
 import { TransformStage } from '../src/transform/stage.js';
 
 const blueprint = fileURLToPath(new URL('./fixtures/transforms/blueprint.js', import.meta.url));
-const identity = { deliveryStreamArn: 'arn', region: 'us-east-1', sourceKinesisStreamArn: 'arn' };
+const identity = { deliveryStreamArn: 'arn', region: 'us-east-1', source: { event: { sourceKinesisStreamArn: 'arn' }, recordMetadataKey: 'kinesisRecordMetadata' } };
 
 function recordsOf(texts: string[]): SourceRecord[] {
   const shard = new ShardProgress('s', undefined, { segmentReleased() {}, progressed() {} });

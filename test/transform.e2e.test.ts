@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config.js';
 import { DeadLetterQueue, dlqConnection } from '../src/dlq.js';
 import { createLogger, silentLogger } from '../src/log.js';
+import { KinesisSource } from '../src/sources/kinesis/index.js';
 import { startService } from '../src/service.js';
 import {
   SequenceTracker,
@@ -195,15 +196,15 @@ describe('transforms: Firehose Lambda handlers run as local modules', () => {
       const heavy = Array.from({ length: 1_000 }, (_, i) => ({ data: Buffer.from(JSON.stringify({ i, pad: 'z'.repeat(1_000) })), partitionKey: `b${i}` }));
       await putAll(peers.kinesisClient, 'busy', heavy);
       await waitFor(() => busy!.transform!.stats.invocations >= 1, 30_000, 'the slow handler to start');
-      service.sources[1]!.resetIteratorAge();
+      (service.sources[1] as KinesisSource).resetIteratorAge();
       for (let i = 0; i < 40; i++) {
         await putAll(peers.kinesisClient, 'quiet', [{ data: Buffer.from(`tick ${i}`), partitionKey: `q${i}` }]);
         await new Promise((r) => setTimeout(r, 100));
       }
       await waitFor(() => quiet!.stats.recordsRead === 40, 10_000, 'the quiet stream to keep up');
       // Reads every 200 ms when idle; a handler on the main event loop would add its 1.5 s.
-      console.log(`quiet stream: max iterator age ${service.sources[1]!.maxIteratorAgeMs} ms while the handler ran`);
-      expect(service.sources[1]!.maxIteratorAgeMs).toBeLessThan(1_000);
+      console.log(`quiet stream: max iterator age ${(service.sources[1] as KinesisSource).maxIteratorAgeMs} ms while the handler ran`);
+      expect((service.sources[1] as KinesisSource).maxIteratorAgeMs).toBeLessThan(1_000);
       expect(busy!.transform!.stats.invocations).toBeGreaterThanOrEqual(2); // it really was busy meanwhile
     } finally {
       await service.stop();

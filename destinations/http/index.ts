@@ -1,12 +1,10 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { promisify } from 'node:util';
-import { gzip } from 'node:zlib';
+import { codecs } from '../../src/codecs.js';
 import { DeliveryError, type Destination, type DestinationContext, type DestinationPlugin, type EncodedBatch } from '../../src/destination.js';
 import { S3Destination } from '../s3/index.js';
 import { httpEndpointDestinationSchema, type HttpEndpointDestinationConfig } from './config.js';
 
-const gzipAsync = promisify(gzip);
 const MiB = 1024 * 1024;
 /** The spec's limits: 10,000 records and 64 MiB of body (before compression) per request. */
 const MAX_RECORDS = 10_000;
@@ -51,7 +49,7 @@ export class HttpEndpointDestination implements Destination {
     };
     if (this.config.endpointConfiguration.accessKey !== undefined) headers['X-Amz-Firehose-Access-Key'] = this.config.endpointConfiguration.accessKey;
     if (this.commonAttributes) headers['X-Amz-Firehose-Common-Attributes'] = this.commonAttributes;
-    if (this.config.requestConfiguration.contentEncoding === 'GZIP') headers['Content-Encoding'] = 'gzip';
+    if (this.config.requestConfiguration.contentEncoding === 'GZIP') headers['Content-Encoding'] = codecs.GZIP.contentEncoding!;
 
     const response = await this.post(body, headers, signal);
     if (response.status === 413) {
@@ -85,7 +83,7 @@ export class HttpEndpointDestination implements Destination {
     parts.push(Buffer.from(']}'));
     let body = Buffer.concat(parts);
     if (body.length > MAX_BODY_BYTES) throw new DeliveryError(`the request body would be ${body.length} bytes (at most ${MAX_BODY_BYTES})`, 'HttpEndpoint.PayloadTooLarge', false);
-    if (this.config.requestConfiguration.contentEncoding === 'GZIP') body = await gzipAsync(body);
+    if (this.config.requestConfiguration.contentEncoding === 'GZIP') body = Buffer.from(await codecs.GZIP.encodeChunk!(body));
     const built = { body, timestamp };
     this.requests.set(batch, built);
     return built;
@@ -132,10 +130,11 @@ export const httpEndpointPlugin: DestinationPlugin<HttpEndpointDestinationConfig
       // Base64 grows data by 4/3: stop short of the 64 MiB body limit.
       sizeBytes: Math.min(config.bufferingHints.sizeInMBs * MiB, Math.floor((MAX_BODY_BYTES * 3) / 4) - MiB),
       intervalMs: config.bufferingHints.intervalInSeconds * 1000,
-      compression: 'UNCOMPRESSED',
+      encoding: 'UNCOMPRESSED',
       appendNewlineDelimiter: false,
       maxRecords: MAX_RECORDS,
     },
+    errorOutputEncoding: config.s3Configuration.compressionFormat,
     processing: config.processingConfiguration ?? undefined,
     recordOriented: true,
     retry: { durationMs: config.retryOptions.durationInSeconds * 1000, errorOutputType: 'http-endpoint-failed' },

@@ -91,8 +91,11 @@ export class OpenSearchDestination implements Destination {
         // Strings in a bulk body go out verbatim (the client's typing only names objects).
         response = await this.client.bulk({ body } as never, { abortSignal: signal } as never);
       } catch (err) {
-        const status = (err as { meta?: { statusCode?: number } }).meta?.statusCode;
-        throw new DeliveryError(`_bulk failed${status ? ` (${status})` : ''}: ${(err as Error).message}`, 'OpenSearch.BulkRequestFailed', status === undefined || status === 429 || status >= 500);
+        if (signal.aborted) throw err;
+        // No status: the connection was refused, reset or timed out — the cluster may be back soon.
+        const status = (err as { meta?: { statusCode?: number | null } }).meta?.statusCode ?? undefined;
+        const retryable = status === undefined || status === 429 || status >= 500;
+        throw new DeliveryError(`_bulk failed${status ? ` (${status})` : ' (no response)'}: ${(err as Error).message}`, status === undefined ? 'OpenSearch.ConnectionFailed' : 'OpenSearch.BulkRequestFailed', retryable);
       }
       const items = (response.body as { items?: Array<Record<string, { status: number; _id?: string; error?: { type?: string; reason?: string } }>> }).items ?? [];
       if (items.length !== sent.length) throw new DeliveryError(`_bulk answered ${items.length} items for ${sent.length} documents`, 'OpenSearch.InvalidResponse', true);
@@ -124,9 +127,10 @@ export const openSearchPlugin: DestinationPlugin<OpenSearchDestinationConfig> = 
     buffer: {
       sizeBytes: config.bufferingHints.sizeInMBs * MiB,
       intervalMs: config.bufferingHints.intervalInSeconds * 1000,
-      compression: 'UNCOMPRESSED',
+      encoding: 'UNCOMPRESSED',
       appendNewlineDelimiter: false,
     },
+    errorOutputEncoding: config.s3Configuration.compressionFormat,
     processing: config.processingConfiguration ?? undefined,
     recordOriented: true,
     retry: { durationMs: config.retryOptions.durationInSeconds * 1000, errorOutputType: 'AmazonOpenSearchService-failed' },

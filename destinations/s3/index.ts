@@ -1,8 +1,9 @@
 import { Readable } from 'node:stream';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { httpSettings } from '../../src/aws.js';
-import type { Destination, DestinationContext, DestinationPlugin, EncodedBatch } from '../../src/destination.js';
+import { awsErrorName, httpSettings } from '../../src/aws.js';
+import { codecs } from '../../src/codecs.js';
+import { DeliveryError, type Destination, type DestinationContext, type DestinationPlugin, type EncodedBatch } from '../../src/destination.js';
 import { s3DestinationSchema, type S3DestinationConfig } from './config.js';
 import { objectKey } from './keys.js';
 import { renderPrefix } from './prefix.js';
@@ -21,19 +22,56 @@ export function createS3Client(config: S3DestinationConfig): S3Client {
   });
 }
 
+/** S3's limit on a key's length, in UTF-8 bytes. */
+const MAX_KEY_BYTES = 1024;
+/** Errors that say the batch itself is wrong, so retrying it cannot help. */
+const PERMANENT = new Set(['KeyTooLongError', 'InvalidArgument', 'EntityTooLarge', 'InvalidObjectName']);
+
+/** Retryable unless S3 says the request itself is wrong; access and bucket errors are retried (they are fixed outside). */
+export function s3DeliveryError(err: unknown): DeliveryError {
+  const name = awsErrorName(err) ?? 'Error';
+  const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  const message = `S3 ${name}${status ? ` (${status})` : ''}: ${(err as Error)?.message ?? String(err)}`;
+  return new DeliveryError(message, `S3.${name}`, !PERMANENT.has(name));
+}
+
 export class S3Destination implements Destination {
   private readonly client: S3Client;
-  private readonly extension: string;
 
   constructor(
     private readonly config: S3DestinationConfig,
     private readonly context: DestinationContext,
   ) {
     this.client = createS3Client(config);
-    this.extension = config.fileExtension ?? (config.conversion ? '.parquet' : config.compressionFormat === 'GZIP' ? '.gz' : '');
+  }
+
+  /** A partition whose key would pass S3's 1,024 bytes could never be written. */
+  checkPartition(partitionKeys: Readonly<Record<string, string>>): string | undefined {
+    let prefix: string;
+    try {
+      prefix = renderPrefix(this.config.objectPrefix, { time: Date.UTC(2000, 0, 1), partitionKeys });
+    } catch (err) {
+      return (err as Error).message;
+    }
+    const bytes = Buffer.byteLength(objectKey({ prefix, deliveryStreamName: this.context.deliveryStreamName, oldestArrivalTimestamp: 0, id: '00000000-0000-0000-0000-000000000000', extension: this.extensionFor(codecs.PARQUET.extension) }));
+    return bytes > MAX_KEY_BYTES ? `the partition's S3 key would be ${bytes} bytes long; S3 allows ${MAX_KEY_BYTES}` : undefined;
+  }
+
+  /** Objects are named for what they hold; a configured fileExtension names delivered objects only. */
+  private extensionFor(codecExtension: string): string {
+    return this.config.fileExtension ?? codecExtension;
   }
 
   async deliver(batch: EncodedBatch, signal: AbortSignal) {
+    try {
+      return await this.put(batch, signal);
+    } catch (err) {
+      if (signal.aborted || err instanceof DeliveryError) throw err;
+      throw s3DeliveryError(err);
+    }
+  }
+
+  private async put(batch: EncodedBatch, signal: AbortSignal) {
     const prefix = renderPrefix(batch.errorOutputType ? this.config.errorPrefix : this.config.objectPrefix, {
       time: batch.oldestArrivalTimestamp,
       ...(batch.partitionKeys ? { partitionKeys: batch.partitionKeys } : {}),
@@ -44,11 +82,10 @@ export class S3Destination implements Destination {
       deliveryStreamName: this.context.deliveryStreamName,
       oldestArrivalTimestamp: batch.oldestArrivalTimestamp,
       id: batch.id,
-      extension: this.extension,
+      extension: batch.errorOutputType ? codecs[batch.encoding].extension : this.extensionFor(codecs[batch.encoding].extension),
     });
-    const contentType = this.config.conversion && !batch.errorOutputType
-      ? 'application/vnd.apache.parquet'
-      : batch.compression === 'GZIP' ? 'application/gzip' : 'application/octet-stream';
+    if (Buffer.byteLength(key) > MAX_KEY_BYTES) throw new DeliveryError(`the S3 key would be ${Buffer.byteLength(key)} bytes long; S3 allows ${MAX_KEY_BYTES}`, 'S3.KeyTooLongError', false);
+    const contentType = codecs[batch.encoding].contentType;
     const partSize = this.config.multipartPartSizeInMBs * MiB;
     if (batch.encodedBytes <= partSize) {
       // One PutObject; the chunks are joined once here, never per record.
@@ -89,9 +126,10 @@ export const s3Plugin: DestinationPlugin<S3DestinationConfig> = {
     buffer: {
       sizeBytes: config.bufferingHints.sizeInMBs * MiB,
       intervalMs: config.bufferingHints.intervalInSeconds * 1000,
-      compression: config.compressionFormat,
+      encoding: config.conversion ? 'PARQUET' : config.compressionFormat,
       appendNewlineDelimiter: config.appendNewlineDelimiter,
     },
+    errorOutputEncoding: config.compressionFormat,
     processing: config.processing,
     partitioning: config.dynamicPartitioning
       ? { queryKeys: config.objectPrefix.queryKeys, lambdaKeys: config.objectPrefix.lambdaKeys }

@@ -4,7 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { flag, intIn, oneOf, reportAt, text } from '../schema.js';
 import { parseType, TypeError_, type Column } from './types.js';
-import type { SessionSpec } from './worker.js';
+import type { SessionSpec } from './types.js';
 
 const MiB = 1024 * 1024;
 /**

@@ -2,7 +2,7 @@ import type { Acknowledgements } from '../ack.js';
 import type { Encoder } from '../encoder.js';
 import type { SourceRecord } from '../records.js';
 import type { ConversionPool } from './pool.js';
-import type { SessionSpec } from './worker.js';
+import type { SessionSpec } from './types.js';
 
 const CHUNK_BYTES = 4 * 1024 * 1024;
 

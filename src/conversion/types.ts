@@ -324,3 +324,14 @@ export function rowOf(document: unknown, columns: readonly Column[], options: De
     return coerced;
   });
 }
+
+/** What a conversion thread needs to write one Parquet file: the columns and the writer's settings. */
+export interface SessionSpec {
+  readonly columns: readonly Column[];
+  readonly deserializer: DeserializerOptions;
+  readonly compression: 'SNAPPY' | 'GZIP' | 'UNCOMPRESSED';
+  readonly pageSizeBytes: number;
+  readonly rowGroupBytes: number;
+  readonly enableDictionaryCompression: boolean;
+}
+

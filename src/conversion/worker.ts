@@ -7,16 +7,9 @@
 import { gzipSync } from 'node:zlib';
 import { parentPort } from 'node:worker_threads';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
-import { CoercionError, parquetSchema, rowOf, type Column, type DeserializerOptions } from './types.js';
+import { CoercionError, parquetSchema, rowOf, type SessionSpec } from './types.js';
 
-export interface SessionSpec {
-  readonly columns: readonly Column[];
-  readonly deserializer: DeserializerOptions;
-  readonly compression: 'SNAPPY' | 'GZIP' | 'UNCOMPRESSED';
-  readonly pageSizeBytes: number;
-  readonly rowGroupBytes: number;
-  readonly enableDictionaryCompression: boolean;
-}
+export type { SessionSpec };
 
 export type ToWorker =
   | { type: 'open'; session: number; spec: SessionSpec }

@@ -38,7 +38,7 @@ export async function runDevMode(options: DevOptions): Promise<number> {
   process.env.AWS_ACCESS_KEY_ID = LOCAL_CREDENTIALS.accessKeyId;
   process.env.AWS_SECRET_ACCESS_KEY = LOCAL_CREDENTIALS.secretAccessKey;
   const config = await loadConfig(devConfigPath, env);
-  const streamName = config.deliveryStreams[0]!.kinesisStreamSource.streamName;
+  const streamName = (config.deliveryStreams[0]!.source.config as { streamName: string }).streamName;
 
   const kinesisClient = localKinesisClient(kinesis.endpoint);
   await createStream(kinesisClient, streamName, options.shards);

@@ -4,6 +4,9 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { compileQuery, QueryError, type CompiledQuery } from '../partitioning/query.js';
 import { flag, intIn, numberIn, oneOf, reportAt, text } from '../schema.js';
+import type { LambdaProcessor, ProcessingSettings } from './types.js';
+
+export type { LambdaProcessor, ProcessingSettings };
 
 /** A path (relative to the working directory), or a built-in transform's name (`module: redact-fields`). */
 export function resolveModule(module: string): string {
@@ -34,21 +37,6 @@ const metadataExtractionParameters = z.strictObject({
   metadataExtractionQuery: text('a jq query such as {customer: .customer_id}'),
   jsonParsingEngine: oneOf(['JQ-1.6'] as const).default('JQ-1.6'),
 });
-
-export interface LambdaProcessor {
-  readonly module: string;
-  readonly numberOfRetries: number;
-  readonly bufferSizeBytes: number;
-  readonly bufferIntervalMs: number;
-  readonly timeoutMs: number;
-  readonly concurrency: number;
-  readonly environment: Readonly<Record<string, string>>;
-}
-
-export interface ProcessingSettings {
-  readonly lambda?: LambdaProcessor;
-  readonly metadataExtraction?: CompiledQuery;
-}
 
 /** CloudFormation writes parameters as [{parameterName, parameterValue}]; this also takes a plain map. */
 function normalizeParameters(raw: unknown): unknown {

@@ -5,7 +5,8 @@ export interface InvocationRecord {
   readonly recordId: string;
   readonly approximateArrivalTimestamp: number;
   readonly data: Uint8Array;
-  readonly kinesisRecordMetadata: {
+  /** The record's shard, partition key and sequence numbers, under the source's metadata key. */
+  readonly metadata: {
     readonly shardId: string;
     readonly partitionKey: string;
     readonly approximateArrivalTimestamp: number;
@@ -18,7 +19,10 @@ export interface Invocation {
   readonly invocationId: string;
   readonly deliveryStreamArn: string;
   readonly region: string;
-  readonly sourceKinesisStreamArn: string;
+  /** Top-level event fields naming the source (`sourceKinesisStreamArn`). */
+  readonly sourceFields: Readonly<Record<string, string>>;
+  /** Where each event record carries `metadata` (`kinesisRecordMetadata`); absent: not carried. */
+  readonly recordMetadataKey?: string;
   readonly records: readonly InvocationRecord[];
 }
 

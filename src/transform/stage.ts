@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { backoff } from '../backoff.js';
-import type { Clock, TimerHandle } from '../clock.js';
-import { sleep } from '../clock.js';
-import type { Failure } from '../error-output.js';
+import { clockSleep, type Clock, type TimerHandle } from '../clock.js';
+import type { Failure } from '../failure.js';
+import type { SourceEventFields } from '../source.js';
 import type { Logger } from '../log.js';
 import type { SourceRecord } from '../records.js';
 import type { LambdaProcessor } from './config.js';
@@ -19,10 +19,11 @@ export interface TransformOutputs {
   failed(record: SourceRecord, failure: Failure): void;
 }
 
+/** What a transform's event says of where it runs and what it reads. */
 export interface TransformIdentity {
   readonly deliveryStreamArn: string;
   readonly region: string;
-  readonly sourceKinesisStreamArn: string;
+  readonly source: SourceEventFields;
 }
 
 export interface TransformStats {
@@ -95,17 +96,17 @@ export class TransformStage {
       if (attempts > this.processor.numberOfRetries) break;
       const delayMs = backoff(attempts, 100, 5_000);
       this.log.warn('transform invocation failed; retrying', { errorCode: outcome.errorCode, error: outcome.errorMessage, attempt: attempts, delayMs });
-      await sleep(delayMs);
+      await clockSleep(this.clock, delayMs);
     }
-    const ended = Date.now();
+    const ended = this.clock.now();
     if (!outcome.ok) {
       this.log.warn('transform invocation failed for good; its records go to the error output', { errorCode: outcome.errorCode, records: records.length, attempts });
       const failure: Failure = {
         errorOutputType: 'processing-failed',
-        errorCode: outcome.errorCode,
-        errorMessage: outcome.errorMessage,
+        code: outcome.errorCode,
+        message: outcome.errorMessage,
         attemptsMade: attempts,
-        attemptEndingTimestamp: ended,
+        endedAt: ended,
         lambdaArn: this.processor.module,
       };
       for (const record of records) this.outputs.failed(record, failure);
@@ -129,10 +130,10 @@ export class TransformStage {
         this.stats.recordsFailed++;
         this.outputs.failed(record, {
           errorOutputType: 'processing-failed',
-          errorCode: 'Lambda.ProcessingFailed',
-          errorMessage: 'the handler returned result ProcessingFailed for this record',
+          code: 'Lambda.ProcessingFailed',
+          message: 'the handler returned result ProcessingFailed for this record',
           attemptsMade: attempts,
-          attemptEndingTimestamp: ended,
+          endedAt: ended,
           lambdaArn: this.processor.module,
         });
       }
@@ -158,7 +159,10 @@ export function buildInvocation(records: readonly InvocationInput[], identity: T
   let at = 0;
   return {
     invocationId: randomUUID(),
-    ...identity,
+    deliveryStreamArn: identity.deliveryStreamArn,
+    region: identity.region,
+    sourceFields: identity.source.event,
+    ...(identity.source.recordMetadataKey ? { recordMetadataKey: identity.source.recordMetadataKey } : {}),
     records: records.map((r, i) => {
       payload.set(r.data, at);
       const data = payload.subarray(at, at + r.data.length);
@@ -167,7 +171,7 @@ export function buildInvocation(records: readonly InvocationInput[], identity: T
         recordId: String(i),
         approximateArrivalTimestamp: r.approximateArrivalTimestamp,
         data,
-        kinesisRecordMetadata: {
+        metadata: {
           shardId: r.shardId,
           partitionKey: r.partitionKey,
           approximateArrivalTimestamp: r.approximateArrivalTimestamp,

@@ -32,13 +32,16 @@ parentPort.on('message', async (task) => {
     invocationId: task.invocationId,
     deliveryStreamArn: task.deliveryStreamArn,
     region: task.region,
-    sourceKinesisStreamArn: task.sourceKinesisStreamArn,
-    records: task.records.map((r) => ({
-      recordId: r.recordId,
-      approximateArrivalTimestamp: r.approximateArrivalTimestamp,
-      data: Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength).toString('base64'),
-      kinesisRecordMetadata: r.kinesisRecordMetadata,
-    })),
+    ...task.sourceFields,
+    records: task.records.map((r) => {
+      const record = {
+        recordId: r.recordId,
+        approximateArrivalTimestamp: r.approximateArrivalTimestamp,
+        data: Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength).toString('base64'),
+      };
+      if (task.recordMetadataKey) record[task.recordMetadataKey] = r.metadata;
+      return record;
+    }),
   };
   const context = {
     awsRequestId: task.invocationId,

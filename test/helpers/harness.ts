@@ -4,7 +4,7 @@ import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { Redis } from 'ioredis';
 import { sleep } from '../../src/clock.js';
-import { redisKeys } from '../../src/checkpoints.js';
+import { storedCheckpoints } from '../../src/checkpoints.js';
 import { LOCAL_CREDENTIALS, startKinesalite, startRedis, startS3rver, type KinesisServer, type RedisServer, type S3Server } from '../../src/dev/peers.js';
 import { createStream, localKinesisClient, putAll } from '../../src/dev/producer.js';
 import { createS3Client } from '../../destinations/s3/index.js';
@@ -117,8 +117,11 @@ export async function readObjects(s3: S3Client, bucket: string, prefix: string):
   return out;
 }
 
+/** The checkpoints of a delivery stream's one source, as stored in Redis. */
 export async function checkpoints(redis: Redis, deliveryStreamName: string): Promise<Record<string, string>> {
-  return redis.hgetall(redisKeys.checkpoints(deliveryStreamName));
+  const bySource = Object.values(await storedCheckpoints(redis, deliveryStreamName));
+  if (bySource.length > 1) throw new Error(`${deliveryStreamName} has checkpoints of ${bySource.length} sources`);
+  return bySource[0] ?? {};
 }
 
 /** Byte strings as a multiset: content digest → count. */

@@ -8,16 +8,17 @@ import {
   type _Record,
 } from '@aws-sdk/client-kinesis';
 import { setMaxListeners } from 'node:events';
-import type { Segment, ShardProgress } from '../ack.js';
-import { awsErrorName, httpSettings } from '../aws.js';
-import { backoff } from '../backoff.js';
-import type { ByteBudget } from '../budget.js';
-import type { Checkpointer } from '../checkpoints.js';
-import { sleep } from '../clock.js';
-import type { KinesisSourceConfig } from '../config.js';
-import type { Logger } from '../log.js';
-import type { RecordSink, Source, SourceRecord } from '../records.js';
+import type { Segment, ShardProgress } from '../../ack.js';
+import { awsErrorName, httpSettings } from '../../aws.js';
+import { backoff } from '../../backoff.js';
+import { Checkpointer, RedisCheckpointStore, type PositionOrder } from '../../checkpoints.js';
+import { sleep } from '../../clock.js';
+import type { Logger } from '../../log.js';
+import type { RecordSink, Source, SourceRecord } from '../../records.js';
+import type { SourceContext } from '../../source.js';
+import type { KinesisSourceConfig } from './config.js';
 import { deaggregate, isAggregated } from './kpl.js';
+import { startingPoint, type ReadFrom, type StartingPoint } from './starting-point.js';
 
 /**
  * Kinesis allows 5 GetRecords calls per second per shard, counted where they arrive. Spacing calls
@@ -31,15 +32,17 @@ const THROTTLED = new Set([
   'ThrottlingException',
 ]);
 
-type StartingPoint =
-  | { type: 'AFTER_SEQUENCE_NUMBER'; sequenceNumber: string }
-  | { type: 'TRIM_HORIZON' | 'LATEST' }
-  | { type: 'AT_TIMESTAMP'; timestamp: Date };
+/**
+ * Kinesis sequence numbers are decimal strings without leading zeros, up to 128 digits: prefixed
+ * with their length, they sort byte-wise as they compare.
+ */
+export const sequenceOrder: PositionOrder = {
+  sortKey: (sequenceNumber) => `${String(sequenceNumber.length).padStart(3, '0')}:${sequenceNumber}`,
+};
 
-export interface KinesisSourceContext {
-  readonly checkpointer: Checkpointer;
-  readonly budget: ByteBudget;
-  readonly log: Logger;
+/** Checkpoints belong to the stream read: its region and name. */
+export function kinesisIdentity(config: Pick<KinesisSourceConfig, 'region' | 'streamName'>): string {
+  return `kinesis/${config.region}/${config.streamName}`;
 }
 
 export function createKinesisClient(config: KinesisSourceConfig): KinesisClient {
@@ -54,13 +57,16 @@ export function createKinesisClient(config: KinesisSourceConfig): KinesisClient 
 }
 
 /**
- * Reads every shard of a Kinesis stream: a reader per shard, parents read to their end (and
- * acknowledged) before their children start, new shards picked up by a periodic ListShards.
- * A shard with a checkpoint resumes AFTER_SEQUENCE_NUMBER; on a stream's first start the configured
- * starting position applies; shards born later (resharding) are read from TRIM_HORIZON.
+ * Reads every shard of a Kinesis stream: a reader per shard, parents read to their end before
+ * their children start, new shards picked up by a periodic ListShards. Where each shard starts:
+ * starting-point.ts.
  */
 export class KinesisSource implements Source {
+  readonly identity: string;
   private readonly client: KinesisClient;
+  private checkpointer: Checkpointer | undefined;
+  /** Where this run began reading each shard. */
+  private readonly readFrom = new Map<string, ReadFrom>();
   private readonly stopping = new AbortController();
   private readonly readers = new Map<string, Promise<void>>();
   /** The shards of the latest listing. */
@@ -70,9 +76,10 @@ export class KinesisSource implements Source {
 
   constructor(
     private readonly config: KinesisSourceConfig,
-    private readonly context: KinesisSourceContext,
+    private readonly context: SourceContext,
     client?: KinesisClient,
   ) {
+    this.identity = kinesisIdentity(config);
     this.client = client ?? createKinesisClient(config);
     // Every shard reader's sleeps and SDK calls listen on this one signal.
     setMaxListeners(0, this.stopping.signal);
@@ -92,8 +99,28 @@ export class KinesisSource implements Source {
     return [...this.readers.keys()];
   }
 
+  get outstandingSegments(): number {
+    return this.checkpointer?.outstandingSegments ?? 0;
+  }
+
+  status(): Readonly<Record<string, unknown>> {
+    return {
+      source: this.identity,
+      activeShards: this.activeShards.length,
+      maxIteratorAgeMs: this.maxIteratorAgeMs,
+      checkpoints: this.checkpointer?.current() ?? {},
+    };
+  }
+
   async run(sink: RecordSink): Promise<void> {
     const signal = this.stopping.signal;
+    try {
+      this.checkpointer = await this.loadCheckpoints(signal);
+    } catch (err) {
+      if (signal.aborted) return;
+      throw err;
+    }
+    this.checkpointer.start(this.context.checkpointIntervalMs);
     while (!signal.aborted) {
       try {
         await this.discoverShards(sink);
@@ -117,8 +144,27 @@ export class KinesisSource implements Source {
     this.stopping.abort();
   }
 
-  async close(): Promise<void> {
+  async close(): Promise<boolean> {
+    const committed = (await this.checkpointer?.stop()) ?? true;
     this.client.destroy();
+    return committed;
+  }
+
+  /** Waits for Redis rather than starting without checkpoints (which would re-read from the starting position). */
+  private async loadCheckpoints(signal: AbortSignal): Promise<Checkpointer> {
+    const { redis, deliveryStreamName, budget, log } = this.context;
+    const store = new RedisCheckpointStore(redis, deliveryStreamName, this.identity, sequenceOrder, log);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const stored = await store.load();
+        const origin = await store.claimOrigin(Date.now());
+        return new Checkpointer(store, stored, origin, budget, log);
+      } catch (err) {
+        if (signal.aborted) throw err;
+        log.warn('cannot read checkpoints from Redis yet; retrying', { attempt, error: err });
+        await sleep(Math.min(10_000, 500 * attempt), signal);
+      }
+    }
   }
 
   private async listShards(): Promise<Shard[]> {
@@ -136,14 +182,29 @@ export class KinesisSource implements Source {
   }
 
   private async discoverShards(sink: RecordSink): Promise<void> {
-    const shards = await this.listShards();
+    const checkpointer = this.checkpointer!;
+    // Shard ids grow with creation: parents are placed before their children.
+    const shards = (await this.listShards()).sort((x, y) => (x.ShardId! < y.ShardId! ? -1 : 1));
     this.known = new Map(shards.map((shard) => [shard.ShardId!, shard]));
     for (const shard of shards) {
       const id = shard.ShardId!;
-      if (this.readers.has(id) || this.context.checkpointer.isShardReadToEnd(id)) continue;
-      const start = this.startingPoint(shard);
+      if (this.readers.has(id) || checkpointer.isShardReadToEnd(id)) continue;
+      const resume = this.lastRead.get(id);
+      const start: ReadFrom = resume
+        ? { type: 'AFTER_SEQUENCE_NUMBER', sequenceNumber: resume }
+        : startingPoint(
+            { shardId: id, parents: parentsOf(shard), closed: !!shard.SequenceNumberRange?.EndingSequenceNumber },
+            {
+              startingPosition: this.config.startingPosition,
+              startingTimestamp: this.config.startingTimestamp,
+              origin: checkpointer.origin,
+              checkpoint: (shardId) => checkpointer.storedCheckpoint(shardId),
+              readFrom: (shardId) => this.readFrom.get(shardId),
+            },
+          );
+      if (!this.readFrom.has(id)) this.readFrom.set(id, start);
       if (start === 'skip') {
-        this.context.checkpointer.progressFor(id).markReadToEnd();
+        checkpointer.progressFor(id).markReadToEnd();
         continue;
       }
       this.context.log.info('reading shard', { shardId: id, from: start.type });
@@ -156,44 +217,16 @@ export class KinesisSource implements Source {
   }
 
   /**
-   * Where a shard's reading starts: after its checkpoint; at its start when it was born of a
-   * resharding we know of; else at the configured starting position. LATEST only holds on the
-   * delivery stream's first start: a later start that finds a shard without a checkpoint (a crash
-   * before the first checkpoint write, say) reads AT_TIMESTAMP of that first start, so nothing
-   * read then and lost in the crash is skipped.
-   */
-  private startingPoint(shard: Shard): StartingPoint | 'skip' {
-    const id = shard.ShardId!;
-    const resume = this.lastRead.get(id);
-    if (resume) return { type: 'AFTER_SEQUENCE_NUMBER', sequenceNumber: resume };
-    const { checkpointer } = this.context;
-    const checkpoint = checkpointer.storedCheckpoint(id);
-    if (checkpoint) return { type: 'AFTER_SEQUENCE_NUMBER', sequenceNumber: checkpoint };
-    const parents = [shard.ParentShardId, shard.AdjacentParentShardId].filter((p): p is string => !!p);
-    if (parents.some((p) => this.known.has(p) || checkpointer.storedCheckpoint(p) !== undefined)) return { type: 'TRIM_HORIZON' };
-    switch (this.config.startingPosition) {
-      case 'TRIM_HORIZON':
-        return { type: 'TRIM_HORIZON' };
-      case 'AT_TIMESTAMP':
-        return { type: 'AT_TIMESTAMP', timestamp: new Date(this.config.startingTimestamp!) };
-      case 'LATEST':
-        if (!checkpointer.origin.firstStart) return { type: 'AT_TIMESTAMP', timestamp: new Date(checkpointer.origin.startedAt) };
-        // Only open shards have a "latest"; a closed one holds nothing newer.
-        return shard.SequenceNumberRange?.EndingSequenceNumber ? 'skip' : { type: 'LATEST' };
-    }
-  }
-
-  /**
    * Children start once their parents were read to their end (or aged out of the stream). Waiting
    * for the parents' records to be delivered too would stall a split by up to the buffer interval;
    * the parents' records are already in the buffer ahead of the children's, so order holds, and a
    * parent is checkpointed SHARD_END only once all its records reached an end.
    */
   private async waitForParents(shard: Shard): Promise<void> {
-    const parents = [shard.ParentShardId, shard.AdjacentParentShardId].filter((p): p is string => !!p);
+    const parents = parentsOf(shard);
     const signal = this.stopping.signal;
     while (!signal.aborted) {
-      const pending = parents.filter((p) => this.known.has(p) && !this.context.checkpointer.isShardReadToEnd(p));
+      const pending = parents.filter((p) => this.known.has(p) && !this.checkpointer!.isShardReadToEnd(p));
       if (pending.length === 0) return;
       await sleep(250, signal);
     }
@@ -202,7 +235,8 @@ export class KinesisSource implements Source {
   private async readShard(shard: Shard, start: StartingPoint, sink: RecordSink): Promise<void> {
     const shardId = shard.ShardId!;
     const signal = this.stopping.signal;
-    const { budget, checkpointer, log } = this.context;
+    const { budget, log } = this.context;
+    const checkpointer = this.checkpointer!;
     await this.waitForParents(shard);
     if (signal.aborted) return;
     const progress = checkpointer.progressFor(shardId);
@@ -283,6 +317,10 @@ export class KinesisSource implements Source {
     }
     return undefined;
   }
+}
+
+function parentsOf(shard: Shard): string[] {
+  return [shard.ParentShardId, shard.AdjacentParentShardId].filter((p): p is string => !!p);
 }
 
 type MutableRecord = { -readonly [K in keyof SourceRecord]: SourceRecord[K] };

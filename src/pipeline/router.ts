@@ -1,0 +1,103 @@
+import type { BufferSet, BufferTags } from '../buffer.js';
+import type { Clock } from '../clock.js';
+import type { Destination } from '../destination.js';
+import { QueryError } from '../partitioning/query.js';
+import type { SourceRecord } from '../records.js';
+import type { RecordEnds } from './record-ends.js';
+import type { PipelineSettings } from './settings.js';
+
+/** The tags of an unpartitioned buffer: shared, not made per record. */
+const NO_TAGS: BufferTags = {};
+const MAX_PARTITION_KEY_BYTES = 512;
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f]/;
+/** Partitions whose verdict is remembered; the cache starts over past this. */
+const CHECKED_PARTITIONS = 10_000;
+
+/** Why a partition key value cannot name a place, or undefined when it can. */
+export function partitionKeyProblem(name: string, value: unknown): string | undefined {
+  if (typeof value !== 'string') return `partition key ${name} is ${value === null ? 'null' : typeof value}, not a string`;
+  if (value.length === 0) return `partition key ${name} is empty`;
+  const bytes = Buffer.byteLength(value);
+  if (bytes > MAX_PARTITION_KEY_BYTES) return `partition key ${name} is ${bytes} bytes long; at most ${MAX_PARTITION_KEY_BYTES}`;
+  if (CONTROL.test(value)) return `partition key ${name} holds a control character`;
+  if (value.split('/').some((segment) => segment === '..' || segment === '.')) return `partition key ${name} has a "." or ".." path segment: ${JSON.stringify(value.slice(0, 80))}`;
+  return undefined;
+}
+
+/**
+ * Puts each record (as transformed) into its partition's buffer. With dynamic partitioning, a
+ * record whose keys cannot be found, or cannot name a place, ends in the error output as
+ * partitioning-failed — never lost, never blocking its shard.
+ */
+export class Router {
+  private readonly verdicts = new Map<string, string | undefined>();
+
+  constructor(
+    private readonly settings: PipelineSettings,
+    private readonly objects: BufferSet,
+    private readonly ends: RecordEnds,
+    private readonly destination: Destination,
+    private readonly clock: Clock,
+  ) {}
+
+  route(record: SourceRecord, lambdaKeys: Readonly<Record<string, string>> | undefined): void {
+    const partitioning = this.settings.partitioning;
+    if (!partitioning) {
+      this.objects.append('', NO_TAGS, record);
+      return;
+    }
+    let keys: Record<string, string>;
+    try {
+      keys = record.partitionKeys ? { ...record.partitionKeys } : this.keysOf(record, lambdaKeys, partitioning);
+    } catch (err) {
+      // Whatever went wrong, this record ends in the error output: a throw here would abandon the
+      // rest of its read, whose positions could then never be released.
+      const notJson = err instanceof SyntaxError;
+      this.ends.failed(record, {
+        errorOutputType: 'partitioning-failed',
+        code: notJson ? 'DynamicPartitioning.MetadataExtractionFailed.NotJson' : 'DynamicPartitioning.MetadataExtractionFailed',
+        message: notJson ? `the record is not JSON: ${err.message}` : String((err as Error)?.message ?? err),
+        attemptsMade: 1,
+        endedAt: this.clock.now(),
+      });
+      return;
+    }
+    const key = JSON.stringify(keys);
+    const problem = this.check(key, keys);
+    if (problem !== undefined) {
+      this.ends.failed(record, { errorOutputType: 'partitioning-failed', code: 'DynamicPartitioning.InvalidPartitionKey', message: problem, attemptsMade: 1, endedAt: this.clock.now() });
+      return;
+    }
+    this.objects.append(key, { partitionKeys: keys }, record);
+  }
+
+  private keysOf(record: SourceRecord, lambdaKeys: Readonly<Record<string, string>> | undefined, partitioning: NonNullable<PipelineSettings['partitioning']>): Record<string, string> {
+    const keys: Record<string, string> = {};
+    const query = this.settings.processing?.metadataExtraction;
+    if (query) {
+      const values = query.evaluate(JSON.parse(record.data.toString('utf8')));
+      for (const name of partitioning.queryKeys) keys[`partitionKeyFromQuery:${name}`] = values[name]!;
+    }
+    for (const name of partitioning.lambdaKeys) {
+      const value = lambdaKeys?.[name];
+      if (value === undefined) throw new QueryError(`the transform returned no metadata.partitionKeys.${name}`);
+      keys[`partitionKeyFromLambda:${name}`] = value;
+    }
+    return keys;
+  }
+
+  /** Each partition is checked once: its values, then whether the destination can name it. */
+  private check(key: string, keys: Readonly<Record<string, string>>): string | undefined {
+    if (this.verdicts.has(key)) return this.verdicts.get(key);
+    let problem: string | undefined;
+    for (const [name, value] of Object.entries(keys)) {
+      problem = partitionKeyProblem(name, value);
+      if (problem) break;
+    }
+    problem ??= this.destination.checkPartition?.(keys);
+    if (this.verdicts.size >= CHECKED_PARTITIONS) this.verdicts.clear();
+    this.verdicts.set(key, problem);
+    return problem;
+  }
+}

@@ -1,0 +1,34 @@
+import type { Encoding } from '../codecs.js';
+import type { SessionSpec } from '../conversion/types.js';
+import type { ProcessingSettings } from '../transform/types.js';
+
+/** What a buffer holds for one destination, as the destination's configuration decides it. */
+export interface BufferSettings {
+  readonly sizeBytes: number;
+  readonly intervalMs: number;
+  /** How sealed buffers are encoded (PARQUET with format conversion). */
+  readonly encoding: Encoding;
+  readonly appendNewlineDelimiter: boolean;
+  /** Seal at this many records (an HTTP request carries at most 10,000). */
+  readonly maxRecords?: number;
+}
+
+/** What the engine runs in front of a destination, as its configuration says. */
+export interface PipelineSettings {
+  readonly buffer: BufferSettings;
+  /** How error-output objects are encoded (they hold JSON lines, whatever the destination holds). */
+  readonly errorOutputEncoding: Exclude<Encoding, 'PARQUET'>;
+  /** processingConfiguration: a transform module and/or a MetadataExtraction query. */
+  readonly processing?: ProcessingSettings | undefined;
+  /** Dynamic partitioning: the partition keys each record must have (from the query or the transform). */
+  readonly partitioning?: { readonly queryKeys: readonly string[]; readonly lambdaKeys: readonly string[] } | undefined;
+  /** Record format conversion to Parquet: the columns and writer settings. */
+  readonly conversion?: SessionSpec | undefined;
+  /**
+   * How long a batch is retried before its records end in the error output (as `errorOutputType`)
+   * or the DLQ; undefined: retried until delivered (S3, whose error output is itself).
+   */
+  readonly retry?: { readonly durationMs: number; readonly errorOutputType: 'http-endpoint-failed' | 'AmazonOpenSearchService-failed' } | undefined;
+  /** Batches are whole records, kept for the destination (the HTTP body is built from them). */
+  readonly recordOriented?: boolean;
+}

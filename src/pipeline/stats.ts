@@ -1,0 +1,44 @@
+/** Counters of one delivery stream, named after Firehose's CloudWatch metrics where one exists. */
+export interface DeliveryStreamStats {
+  /** IncomingRecords / IncomingBytes: what its sources handed on. */
+  recordsRead: number;
+  bytesRead: number;
+  /** DeliveryTo*.Records / .Bytes / .Success (objects or requests) */
+  recordsDelivered: number;
+  bytesDelivered: number;
+  objectsDelivered: number;
+  /** Failed delivery attempts (each is retried). */
+  deliveryAttemptsFailed: number;
+  /** Records written to the error output (processing-failed, partitioning-failed, …). */
+  recordsToErrorOutput: number;
+  /** Records a transform dropped on purpose: counted, not delivered. */
+  recordsDropped: number;
+  /** Times a new partition had to wait for an open one to be sealed early (PartitionCountExceeded). */
+  partitionCountExceeded: number;
+  /** Records parked in the dead-letter queue. */
+  recordsToDeadLetterQueue: number;
+  /** Copies of parked records written to the backup bucket (BackupToS3.Records). */
+  backupCopies: number;
+  /**
+   * Records whose positions stay held after an encoding failure or an unexpected error: they
+   * reached no end in this run and are read again after a restart.
+   */
+  recordsHeld: number;
+}
+
+export function emptyStats(): DeliveryStreamStats {
+  return {
+    recordsRead: 0,
+    bytesRead: 0,
+    recordsDelivered: 0,
+    bytesDelivered: 0,
+    objectsDelivered: 0,
+    deliveryAttemptsFailed: 0,
+    recordsToErrorOutput: 0,
+    recordsDropped: 0,
+    partitionCountExceeded: 0,
+    recordsToDeadLetterQueue: 0,
+    backupCopies: 0,
+    recordsHeld: 0,
+  };
+}
