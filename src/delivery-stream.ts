@@ -144,6 +144,13 @@ export class DeliveryStream implements RecordSink {
     }
   }
 
+  /** Seals every open buffer now, whatever its size and age (a finite source ran out, a test drives time by hand). */
+  flush(reason: FlushReason = 'shutdown'): void {
+    this.transform?.flush();
+    this.objects.flushAll(reason);
+    this.errors.flushAll(reason);
+  }
+
   start(): Promise<void> {
     this.running = this.options.source.run(this);
     return this.running;
@@ -228,9 +235,9 @@ export class DeliveryStream implements RecordSink {
     if (outcome.failures.length > 0) {
       const endedAt = clock.now();
       const errorOutputType = pipeline.retry?.errorOutputType ?? 'http-endpoint-failed';
-      const failed: FailedRecord[] = outcome.failures.map(({ index, reason }) => ({
+      const failed: FailedRecord[] = outcome.failures.map(({ index, reason, attempts }) => ({
         record: sealed.heldRecords![index]!,
-        failure: { ...reason, errorOutputType, attemptsMade: outcome.attempts, endedAt } satisfies Failure,
+        failure: { ...reason, errorOutputType, attemptsMade: attempts, endedAt } satisfies Failure,
       }));
       log.warn(`records failed for good; they go to the ${this.options.deadLetters ? 'dead-letter queue' : 'error output'}`, { batch: batch.id, records: failed.length, attempts: outcome.attempts });
       if (!(await this.ends.batchFailures(sealed.acks, failed, sealed.tags.partitionKeys))) {

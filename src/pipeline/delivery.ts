@@ -17,6 +17,8 @@ export const DELIVERY_BACKOFF = { baseDelayMs: 1_000, maxDelayMs: 120_000 } as c
 export interface FinalFailure {
   readonly index: number;
   readonly reason: FailureReason;
+  /** Attempts made for this record. */
+  readonly attempts: number;
 }
 
 export type DeliveryOutcome =
@@ -64,7 +66,7 @@ export async function deliverWithRetries(target: Destination, batch: EncodedBatc
       const permanent = whole instanceof DeliveryError && !whole.retryable;
       if (splittable && pending && (permanent || outOfTime)) {
         const reason = { code: whole instanceof DeliveryError ? whole.code : 'Delivery.Failed', message: (whole as Error)?.message ?? String(whole) };
-        for (const index of pending) failures.push({ index, reason });
+        for (const index of pending) failures.push({ index, reason, attempts: attempt });
         return { ended: true, receipt: undefined, attempts: attempt, failures };
       }
       const fields = { batch: batch.id, records: attemptBatch.records, attempt, delayMs, error: whole };
@@ -77,7 +79,7 @@ export async function deliverWithRetries(target: Destination, batch: EncodedBatc
       for (const f of failed) {
         const index = map[f.index]!;
         if (f.retryable && !outOfTime) retryable.push(index);
-        else failures.push({ index, reason: { code: f.code, message: f.message, ...(f.details ? { details: f.details } : {}) } });
+        else failures.push({ index, attempts: attempt, reason: { code: f.code, message: f.message, ...(f.details ? { details: f.details } : {}) } });
       }
       pending = retryable;
       if (pending.length === 0) return { ended: true, receipt, attempts: attempt, failures };
