@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
  * it parses NDJSON bulk requests and answers with real per-item results. `decide` picks each
  * document's status (201, 400, 429…) from its source and how many times it was sent.
  */
-export async function startBulkServer(decide: (document: Record<string, unknown>, attempt: number) => number) {
+export async function startBulkServer(decide: (document: Record<string, unknown>, attempt: number) => number, port = 0) {
   /** `${index}/${id}` → how many times it was indexed successfully, and its last source. */
   const indexed = new Map<string, { count: number; source: string }>();
   const attempts = new Map<string, number>();
@@ -52,7 +52,7 @@ export async function startBulkServer(decide: (document: Record<string, unknown>
       send(200, { took: 1, errors: items.some((it) => (it as { index: { status: number } }).index.status >= 300), items });
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     indexed,
