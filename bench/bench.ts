@@ -26,8 +26,8 @@ import { parseType } from '../src/conversion/types.js';
 import type { SessionSpec } from '../src/conversion/types.js';
 import { s3DestinationSchema } from '../destinations/s3/config.js';
 import { LOCAL_CREDENTIALS, startS3rver } from '../src/dev/peers.js';
+import { MiB } from '../src/units.js';
 
-const MiB = 1024 * 1024;
 const gzipAsync = promisify(gzip);
 const LEVEL = 6;
 const CHUNK = 4 * MiB;

@@ -8,9 +8,9 @@ import { DeliveryStream, type DeliveredEvent } from './delivery-stream.js';
 import { DeadLetterQueue } from './dlq.js';
 import type { Logger } from './log.js';
 import type { Source } from './records.js';
-import { HandlerPool } from './transform/pool.js';
+import { TransformPool } from './transform/pool.js';
+import { MiB } from './units.js';
 
-const MiB = 1024 * 1024;
 
 /** What the delivery streams of one process share: connections, the byte budget, the conversion threads. */
 export class SharedResources {
@@ -91,12 +91,12 @@ export async function assembleDeliveryStream(
       checkpointIntervalMs: config.runtime.checkpointIntervalInMillis,
       log,
     });
-  const lambda = pipeline.processing?.lambda;
-  let handlers: HandlerPool | undefined;
-  if (lambda) {
-    handlers = new HandlerPool(lambda.module, lambda.concurrency, lambda.environment, log);
-    await handlers.start(); // a module that cannot load stops the start, with its error
-    shared.track(handlers);
+  const transform = pipeline.processing?.transform;
+  let transforms: TransformPool | undefined;
+  if (transform) {
+    transforms = new TransformPool(transform.module, transform.concurrency, transform.environment, log);
+    await transforms.start(); // a module that cannot load stops the start, with its error
+    shared.track(transforms);
   }
   const arn = deliveryStreamArn(streamConfig);
   const context = { deliveryStreamName: name, deliveryStreamArn: arn, log };
@@ -111,7 +111,7 @@ export async function assembleDeliveryStream(
     destinationKey: plugin.configKey,
     processingFailuresToDeadLetters: config.runtime.deadLetterQueue.includeProcessingFailures,
     pipeline,
-    ...(handlers ? { handlers } : {}),
+    ...(transforms ? { transforms } : {}),
     ...(pipeline.conversion ? { conversions: shared.conversionPool() } : {}),
     identity: { region: sourcePlugin.region(streamConfig.source.config), deliveryStreamArn: arn, source: sourcePlugin.eventFields(streamConfig.source.config) },
     clock,

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Acknowledgements } from './ack.js';
 import type { Clock, TimerHandle } from './clock.js';
 import type { Encoding } from './codecs.js';
-import type { BufferSettings } from './pipeline/settings.js';
+import type { BufferSettings } from './pipeline-settings.js';
 import { BytesEncoder, DEFAULT_CHUNK_BYTES, type Encoder } from './encoder.js';
 import type { SourceRecord } from './records.js';
 

@@ -12,10 +12,10 @@ import type { Logger } from './log.js';
 import { deliverWithRetries, DELIVERY_BACKOFF, type RetryPolicy } from './pipeline/delivery.js';
 import { RecordEnds, type FailedRecord } from './pipeline/record-ends.js';
 import { Router } from './pipeline/router.js';
-import type { PipelineSettings } from './pipeline/settings.js';
+import type { PipelineSettings } from './pipeline-settings.js';
 import { emptyStats, type DeliveryStreamStats } from './pipeline/stats.js';
 import type { Entry, RecordSink, Source, SourceRecord } from './records.js';
-import type { HandlerPool } from './transform/pool.js';
+import type { TransformPool } from './transform/pool.js';
 import { TransformStage, type TransformIdentity } from './transform/stage.js';
 
 export type { DeliveryStreamStats };
@@ -42,7 +42,7 @@ export interface DeliveryStreamOptions {
   readonly errorOutput?: Destination;
   readonly pipeline: PipelineSettings;
   /** The running transform module, when processing has one. */
-  readonly handlers?: HandlerPool;
+  readonly transforms?: TransformPool;
   /** Conversion threads, when the destination converts records to Parquet. */
   readonly conversions?: ConversionPool;
   /** Where records that will not be delivered are parked; without it they go to the error output. */
@@ -96,11 +96,11 @@ export class DeliveryStream implements RecordSink {
     });
     this.objects = new BufferSet(pipeline.buffer, clock, options.maxActivePartitions ?? MAX_ACTIVE_PARTITIONS, dispatch, () => this.stats.partitionCountExceeded++, this.encoderFactory());
     this.router = new Router(pipeline, this.objects, this.ends, options.destination, clock);
-    const lambda = pipeline.processing?.lambda;
-    if (lambda && !options.handlers) throw new Error('a transform is configured but no handler pool was given');
+    const transform = pipeline.processing?.transform;
+    if (transform && !options.transforms) throw new Error('a transform is configured but no transform pool was given');
     this.transform =
-      lambda && options.handlers
-        ? new TransformStage(lambda, options.handlers, options.identity, clock, {
+      transform && options.transforms
+        ? new TransformStage(transform, options.transforms, options.identity, clock, {
             transformed: (record, keys) => this.router.route(record, keys),
             dropped: (records) => this.ends.dropped(records),
             failed: (record, failure) => this.ends.failed(record, failure),

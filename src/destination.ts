@@ -2,7 +2,7 @@ import type { z } from 'zod';
 import type { Encoding } from './codecs.js';
 import type { FailureReason } from './failure.js';
 import type { Logger } from './log.js';
-import type { PipelineSettings } from './pipeline/settings.js';
+import type { PipelineSettings } from './pipeline-settings.js';
 
 export type { PipelineSettings };
 

@@ -4,6 +4,7 @@ import { createLogger } from './log.js';
 import { ProgressReporter } from './progress.js';
 import { redrive } from './redrive.js';
 import { LockHeld } from './redis/lock.js';
+import { MiB } from './units.js';
 
 export interface DlqOptions {
   readonly stream?: string;
@@ -28,7 +29,7 @@ export async function runDlqCommand(action: string, config: ServiceConfig, optio
   }
   const redis = dlqConnection(config.redis.url);
   redis.on('error', () => undefined);
-  const maxBytes = config.runtime.deadLetterQueue.maxSizeInMBs * 1024 * 1024;
+  const maxBytes = config.runtime.deadLetterQueue.maxSizeInMBs * MiB;
   let code = 0;
   let found = 0;
   try {

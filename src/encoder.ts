@@ -1,5 +1,6 @@
 import { codecs, type Encoding } from './codecs.js';
 import type { SourceRecord } from './records.js';
+import { MiB } from './units.js';
 
 /** Turns a buffer's records into an object's bytes, as they arrive. */
 export interface Encoder {
@@ -47,7 +48,7 @@ export class BytesEncoder implements Encoder {
   }
 }
 
-export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_CHUNK_BYTES = 4 * MiB;
 
 /**
  * Encodes a buffer's records while they arrive. Bytes are copied once into a fixed chunk; a full

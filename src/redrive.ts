@@ -6,8 +6,8 @@ import { DeadLetterQueue, dlqConnection, type DeadLetterFilter } from './dlq.js'
 import type { Logger } from './log.js';
 import { RedisLock } from './redis/lock.js';
 import { DeadLetterSource, type RedriveCounts } from './sources/dead-letters.js';
+import { MiB } from './units.js';
 
-const MiB = 1024 * 1024;
 
 export interface RedriveResult extends RedriveCounts {
   /** Entries matching the filter when the redrive started. */

@@ -8,8 +8,8 @@ import { createLogger, type Logger } from './log.js';
 import { startAdmin } from './admin.js';
 import { dlqConnection } from './dlq.js';
 import type { Source } from './records.js';
+import { MiB } from './units.js';
 
-const MiB = 1024 * 1024;
 
 export interface ServiceOptions {
   readonly clock?: Clock;

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ShardProgress, type Segment } from '../src/ack.js';
 import { BufferSet, RecordBuffer, type SealedBatch } from '../src/buffer.js';
 import { ManualClock } from '../src/clock.js';
-import type { BufferSettings } from '../src/pipeline/settings.js';
+import type { BufferSettings } from '../src/pipeline-settings.js';
 import { ChunkedEncoder } from '../src/encoder.js';
 import type { SourceRecord } from '../src/records.js';
 

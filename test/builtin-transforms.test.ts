@@ -2,14 +2,14 @@ import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/log.js';
 import { resolveModule } from '../src/transform/config.js';
-import { HandlerPool, RESULT_DROPPED, RESULT_FAILED, RESULT_OK, type InvocationOutcome } from '../src/transform/pool.js';
+import { TransformPool, RESULT_DROPPED, RESULT_FAILED, RESULT_OK, type InvocationOutcome } from '../src/transform/pool.js';
 import { buildInvocation } from '../src/transform/stage.js';
 
 const identity = { deliveryStreamArn: 'arn:aws:firehose:us-east-1:000000000000:deliverystream/t', region: 'us-east-1', source: { event: { sourceKinesisStreamArn: 'arn:aws:kinesis:us-east-1:000000000000:stream/s' }, recordMetadataKey: 'kinesisRecordMetadata' } };
 
 /** Runs a built-in transform in a real worker thread with the given environment, as the service does. */
 async function run(name: string, env: Record<string, string>, inputs: Array<string | Buffer>) {
-  const pool = new HandlerPool(resolveModule(name), 1, env, silentLogger);
+  const pool = new TransformPool(resolveModule(name), 1, env, silentLogger);
   await pool.start();
   try {
     const records = inputs.map((data, i) => ({

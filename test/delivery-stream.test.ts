@@ -5,7 +5,7 @@ import { DeliveryStream } from '../src/delivery-stream.js';
 import { DeliveryError, type DeliveryReceipt, type Destination, type EncodedBatch, type ItemFailure } from '../src/destination.js';
 import type { DeadLetter, DeadLetterParking, ParkResult } from '../src/dlq.js';
 import { silentLogger } from '../src/log.js';
-import type { PipelineSettings } from '../src/pipeline/settings.js';
+import type { PipelineSettings } from '../src/pipeline-settings.js';
 import type { RecordSink, Source, SourceRecord } from '../src/records.js';
 
 /**

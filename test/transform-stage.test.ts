@@ -5,7 +5,7 @@ import { ManualClock } from '../src/clock.js';
 import type { Failure } from '../src/failure.js';
 import { silentLogger } from '../src/log.js';
 import type { SourceRecord } from '../src/records.js';
-import { HandlerPool } from '../src/transform/pool.js';
+import { TransformPool } from '../src/transform/pool.js';
 import { TransformStage } from '../src/transform/stage.js';
 
 const blueprint = fileURLToPath(new URL('./fixtures/transforms/blueprint.js', import.meta.url));
@@ -18,9 +18,9 @@ function recordsOf(texts: string[]): SourceRecord[] {
 }
 
 describe('transform stage buffering', () => {
-  let pool: HandlerPool;
+  let pool: TransformPool;
   beforeAll(async () => {
-    pool = new HandlerPool(blueprint, 1, {}, silentLogger);
+    pool = new TransformPool(blueprint, 1, {}, silentLogger);
     await pool.start();
   });
   afterAll(async () => {

@@ -4,8 +4,8 @@ import { codecs } from '../../src/codecs.js';
 import { DeliveryError, type Destination, type DestinationContext, type DestinationPlugin, type EncodedBatch } from '../../src/destination.js';
 import { S3Destination } from '../s3/index.js';
 import { httpEndpointDestinationSchema, type HttpEndpointDestinationConfig } from './config.js';
+import { MiB } from '../../src/units.js';
 
-const MiB = 1024 * 1024;
 /** The spec's limits: 10,000 records and 64 MiB of body (before compression) per request. */
 const MAX_RECORDS = 10_000;
 const MAX_BODY_BYTES = 64 * MiB;

@@ -4,8 +4,8 @@ import { Client } from '@opensearch-project/opensearch';
 import { DeliveryError, type Destination, type DestinationContext, type DestinationPlugin, type EncodedBatch, type ItemFailure } from '../../src/destination.js';
 import { S3Destination } from '../s3/index.js';
 import { openSearchDestinationSchema, type OpenSearchDestinationConfig } from './config.js';
+import { MiB } from '../../src/units.js';
 
-const MiB = 1024 * 1024;
 const pad = (n: number) => String(n).padStart(2, '0');
 
 /** Firehose's index name suffixes, from the record's arrival time (UTC). */

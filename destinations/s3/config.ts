@@ -130,7 +130,7 @@ function compilePrefixes(value: PrefixInputs, ctx: z.RefinementCtx): { objectPre
     for (const key of main.queryKeys) {
       if (!queryKeys.includes(key)) issue('prefix', `!{partitionKeyFromQuery:${key}}: no MetadataExtraction processor query produces "${key}"`);
     }
-    if (main.lambdaKeys.length > 0 && !processing?.lambda) issue('prefix', '!{partitionKeyFromLambda:…} needs a Lambda processor that returns metadata.partitionKeys');
+    if (main.lambdaKeys.length > 0 && !processing?.transform) issue('prefix', '!{partitionKeyFromLambda:…} needs a Lambda processor that returns metadata.partitionKeys');
   }
   const objectPrefix = main && !partitioning ? withDefaultTime(main) : (main ?? compilePrefix(''));
   const errorPrefix =

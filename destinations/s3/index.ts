@@ -7,8 +7,8 @@ import { DeliveryError, type Destination, type DestinationContext, type Destinat
 import { s3DestinationSchema, type S3DestinationConfig } from './config.js';
 import { objectKey } from './keys.js';
 import { renderPrefix } from './prefix.js';
+import { MiB } from '../../src/units.js';
 
-const MiB = 1024 * 1024;
 
 export function createS3Client(config: S3DestinationConfig): S3Client {
   const custom = config.endpoint !== undefined;

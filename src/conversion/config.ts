@@ -5,8 +5,8 @@ import { z } from 'zod';
 import { flag, intIn, oneOf, reportAt, text } from '../schema.js';
 import { parseType, TypeError_, type Column } from './types.js';
 import type { SessionSpec } from './types.js';
+import { MiB } from '../units.js';
 
-const MiB = 1024 * 1024;
 /**
  * Row groups are cut at this much JSON input at most, whatever blockSizeBytes says: a row group's
  * values are held as JS values until written (several times their JSON size). Measured with a

@@ -1,10 +1,9 @@
 import type { Acknowledgements } from '../ack.js';
-import type { Encoder } from '../encoder.js';
+import { DEFAULT_CHUNK_BYTES as CHUNK_BYTES, type Encoder } from '../encoder.js';
 import type { SourceRecord } from '../records.js';
 import type { ConversionPool } from './pool.js';
 import type { SessionSpec } from './types.js';
 
-const CHUNK_BYTES = 4 * 1024 * 1024;
 
 /**
  * Encodes a buffer's records as one Parquet file while they arrive: records are copied into

@@ -4,7 +4,7 @@ import type { Destination } from '../destination.js';
 import { QueryError } from '../partitioning/query.js';
 import type { SourceRecord } from '../records.js';
 import type { RecordEnds } from './record-ends.js';
-import type { PipelineSettings } from './settings.js';
+import type { PipelineSettings } from '../pipeline-settings.js';
 
 /** The tags of an unpartitioned buffer: shared, not made per record. */
 const NO_TAGS: BufferTags = {};

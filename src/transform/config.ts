@@ -4,9 +4,10 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { compileQuery, QueryError, type CompiledQuery } from '../partitioning/query.js';
 import { flag, intIn, numberIn, oneOf, reportAt, text } from '../schema.js';
-import type { LambdaProcessor, ProcessingSettings } from './types.js';
+import type { TransformSettings, ProcessingSettings } from './types.js';
+import { MiB } from '../units.js';
 
-export type { LambdaProcessor, ProcessingSettings };
+export type { TransformSettings, ProcessingSettings };
 
 /** A path (relative to the working directory), or a built-in transform's name (`module: redact-fields`). */
 export function resolveModule(module: string): string {
@@ -64,7 +65,7 @@ export const processingConfigurationSchema = z
   })
   .transform((value, ctx): ProcessingSettings | undefined => {
     if (!value.enabled) return undefined;
-    let lambda: LambdaProcessor | undefined;
+    let transform: TransformSettings | undefined;
     let metadataExtraction: CompiledQuery | undefined;
     value.processors.forEach((p, i) => {
       const path = ['processors', i, 'parameters'];
@@ -74,7 +75,7 @@ export const processingConfigurationSchema = z
           ctx.addIssue({ code: 'custom', path: [...path, 'lambdaArn'], message: 'AWS Lambda is not called from here: give module (a local file exporting handler) instead' });
           return;
         }
-        if (lambda) ctx.addIssue({ code: 'custom', path: ['processors', i], message: 'only one Lambda processor is allowed' });
+        if (transform) ctx.addIssue({ code: 'custom', path: ['processors', i], message: 'only one Lambda processor is allowed' });
         const parsed = lambdaParameters.safeParse(parameters);
         if (!parsed.success) return reportAt(ctx, path, parsed.error);
         const file = resolveModule(parsed.data.module);
@@ -82,10 +83,10 @@ export const processingConfigurationSchema = z
           ctx.addIssue({ code: 'custom', path: [...path, 'module'], message: `no such file: ${file}` });
           return;
         }
-        lambda = {
+        transform = {
           module: file,
           numberOfRetries: parsed.data.numberOfRetries,
-          bufferSizeBytes: Math.round(parsed.data.bufferSizeInMBs * 1024 * 1024),
+          bufferSizeBytes: Math.round(parsed.data.bufferSizeInMBs * MiB),
           bufferIntervalMs: parsed.data.bufferIntervalInSeconds * 1000,
           timeoutMs: parsed.data.timeoutSeconds * 1000,
           concurrency: parsed.data.concurrency,
@@ -103,7 +104,7 @@ export const processingConfigurationSchema = z
         }
       }
     });
-    return { ...(lambda ? { lambda } : {}), ...(metadataExtraction ? { metadataExtraction } : {}) };
+    return { ...(transform ? { transform } : {}), ...(metadataExtraction ? { metadataExtraction } : {}) };
   });
 
 export const dynamicPartitioningConfigurationSchema = z.strictObject({

@@ -64,7 +64,7 @@ const workerScript = new URL('./worker.js', import.meta.url);
  * thread terminated; a thread that dies is replaced; either way the invocation reports a failure
  * the stage can retry. Nothing a handler does reaches the main event loop.
  */
-export class HandlerPool {
+export class TransformPool {
   private readonly slots: Slot[] = [];
   private readonly queue: Task[] = [];
   private nextId = 1;

@@ -5,11 +5,12 @@ import type { Failure } from '../failure.js';
 import type { SourceEventFields } from '../source.js';
 import type { Logger } from '../log.js';
 import type { SourceRecord } from '../records.js';
-import type { LambdaProcessor } from './config.js';
-import { RESULT_DROPPED, RESULT_OK, type HandlerPool, type Invocation, type InvocationOutcome } from './pool.js';
+import type { TransformSettings } from './config.js';
+import { RESULT_DROPPED, RESULT_OK, type TransformPool, type Invocation, type InvocationOutcome } from './pool.js';
+import { MiB } from '../units.js';
 
 /** Lambda's synchronous payload limit; an invocation is split to stay under it (base64 grows data by 4/3). */
-const MAX_PAYLOAD_BYTES = 6 * 1024 * 1024;
+const MAX_PAYLOAD_BYTES = 6 * MiB;
 const PER_RECORD_OVERHEAD = 400;
 
 export interface TransformOutputs {
@@ -48,8 +49,8 @@ export class TransformStage {
   private readonly inflight = new Set<Promise<void>>();
 
   constructor(
-    private readonly processor: LambdaProcessor,
-    private readonly pool: HandlerPool,
+    private readonly processor: TransformSettings,
+    private readonly pool: TransformPool,
     private readonly identity: TransformIdentity,
     private readonly clock: Clock,
     private readonly outputs: TransformOutputs,

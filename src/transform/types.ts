@@ -1,7 +1,7 @@
 import type { CompiledQuery } from '../partitioning/query.js';
 
 /** A transform as the pipeline runs it: the module and Firehose's processor parameters. */
-export interface LambdaProcessor {
+export interface TransformSettings {
   readonly module: string;
   readonly numberOfRetries: number;
   readonly bufferSizeBytes: number;
@@ -12,7 +12,8 @@ export interface LambdaProcessor {
 }
 
 export interface ProcessingSettings {
-  readonly lambda?: LambdaProcessor;
+  /** A Firehose Lambda processor, run as a local module. */
+  readonly transform?: TransformSettings;
   readonly metadataExtraction?: CompiledQuery;
 }
 

@@ -1,6 +1,6 @@
-import type { Encoding } from '../codecs.js';
-import type { SessionSpec } from '../conversion/types.js';
-import type { ProcessingSettings } from '../transform/types.js';
+import type { Encoding } from './codecs.js';
+import type { SessionSpec } from './conversion/types.js';
+import type { ProcessingSettings } from './transform/types.js';
 
 /** What a buffer holds for one destination, as the destination's configuration decides it. */
 export interface BufferSettings {
