@@ -262,4 +262,33 @@ deliveryStreams:`;
     expect(await checkpoints(peers.redisClient, name)).toEqual(Object.fromEntries(sequences.lastByShard));
     await receiver.stop();
   });
+
+  it('a DLQ bound smaller than one batch parks what fits and keeps the rest waiting; a letter larger than the whole bound is refused for the error output', async () => {
+    const redis = dlqConnection(peers.redis.url);
+    const queue = new DeadLetterQueue(redis, 'tinybound', 1_000);
+    const letter = (n: number, size: number) => ({
+      deliveryStreamName: 'tinybound', destination: 'httpEndpointDestination', errorOutputType: 'http-endpoint-failed' as const,
+      errorCode: 'HttpEndpoint.PayloadTooLarge', errorMessage: '413', attemptsMade: 1, lastAttemptAt: n, arrivalTimestamp: n,
+      shardId: 'shardId-000000000000', sequenceNumber: String(1000 + n), subSequenceNumber: 0, partitionKey: 'k', data: Buffer.alloc(size, n).toString('base64'),
+    });
+    try {
+      const letters = Array.from({ length: 10 }, (_, n) => letter(n, 150)); // 200 bytes of base64 each
+      const first = await queue.park([...letters, letter(99, 900)]);
+      expect(first.parked).toBe(5);
+      expect(first.rest).toHaveLength(5);
+      expect(first.tooLarge.map((l) => l.sequenceNumber)).toEqual(['1099']);
+      expect(await queue.size()).toEqual({ entries: 5, bytes: 1_000 });
+      await queue.remove(await queue.list());
+      const second = await queue.park(first.rest);
+      expect(second).toMatchObject({ parked: 5, rest: [] });
+      // Parked again: updated in place, attempts added up, no more room taken.
+      const again = await queue.park([{ ...first.rest[0]!, attemptsMade: 2 }]);
+      expect(again).toMatchObject({ parked: 1, rest: [] });
+      expect(await queue.size()).toEqual({ entries: 5, bytes: 1_000 });
+      expect((await queue.list({ id: `shardId-000000000000:${first.rest[0]!.sequenceNumber}:0` }))[0]!.letter.attemptsMade).toBe(3);
+    } finally {
+      await queue.close();
+      redis.disconnect();
+    }
+  });
 });
