@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { S3Destination } from '../destinations/s3/index.js';
 import { s3DestinationSchema } from '../destinations/s3/config.js';
 import { redisKeys } from '../src/checkpoints.js';
@@ -9,19 +9,13 @@ import { partitionKeyProblem } from '../src/pipeline/router.js';
 import { startService } from '../src/service.js';
 import { sequenceOrder } from '../src/sources/kinesis/source.js';
 import { startBulkServer } from './helpers/bulk-server.js';
-import { SequenceTracker, checkpoints, createStream, multiset, putAll, readObjects, serviceYaml, startPeers, waitFor, type Peers } from './helpers/harness.js';
+import { SequenceTracker, checkpoints, createStream, multiset, putAll, readObjects, serviceYaml, suitePeers, waitFor } from './helpers/harness.js';
 
 const BUCKET = 'classes';
 
 /** Transient errors are retried until they pass; permanent ones end their record at once; nothing loops. */
 describe('error classes', () => {
-  let peers: Peers;
-  beforeAll(async () => {
-    peers = await startPeers([BUCKET]);
-  });
-  afterAll(async () => {
-    await peers?.stop();
-  });
+  const peers = suitePeers([BUCKET]);
 
   it('an OpenSearch cluster down for 10 s, then back: every document is indexed, none goes to the backup', async () => {
     const name = 'osdown';

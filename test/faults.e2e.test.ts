@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createS3Client } from '../destinations/s3/index.js';
 import { s3DestinationSchema } from '../destinations/s3/config.js';
 import { parseConfig } from '../src/config.js';
@@ -16,10 +16,8 @@ import {
   readObjects,
   serviceYaml,
   splitFramed,
-  startPeers,
-  waitFor,
-  type Peers,
-} from './helpers/harness.js';
+  suitePeers, waitFor,
+  } from './helpers/harness.js';
 
 const BUCKET = 'faults';
 
@@ -28,13 +26,7 @@ function records(tag: string, count: number, size = 200): Buffer[] {
 }
 
 describe('faults: throttling, S3 outage, Redis restart', () => {
-  let peers: Peers;
-  beforeAll(async () => {
-    peers = await startPeers([BUCKET], { redisAppendOnly: true });
-  });
-  afterAll(async () => {
-    await peers?.stop();
-  });
+  const peers = suitePeers([BUCKET], { redisAppendOnly: true });
 
   it('backs off on ProvisionedThroughputExceeded, renews expired iterators, and stays within 5 GetRecords/s per shard', async () => {
     await createStream(peers.kinesisClient, 'throttled', 2);

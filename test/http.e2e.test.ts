@@ -1,13 +1,13 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { firehose } from './helpers/cli.js';
 import { parseConfig } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
 import { startService } from '../src/service.js';
 import { startReceiver } from './helpers/http-receiver.js';
-import { SequenceTracker, checkpoints, createStream, multiset, putAll, readObjects, startPeers, waitFor, type Peers } from './helpers/harness.js';
+import { SequenceTracker, checkpoints, createStream, multiset, putAll, readObjects, suitePeers, waitFor, type Peers } from './helpers/harness.js';
 
 const BUCKET = 'http-backup';
 const arn = (name: string) => `arn:aws:firehose:us-east-1:000000000000:deliverystream/${name}`;
@@ -42,13 +42,7 @@ ${streams
 const payloads = (tag: string, n: number) => Array.from({ length: n }, (_, i) => Buffer.from(`${tag}-${i} ${'r'.repeat(500 + (i % 300))}`));
 
 describe('HTTP endpoint destination (Firehose HTTP endpoint delivery specification)', () => {
-  let peers: Peers;
-  beforeAll(async () => {
-    peers = await startPeers([BUCKET], { redisAppendOnly: true });
-  });
-  afterAll(async () => {
-    await peers?.stop();
-  });
+  const peers = suitePeers([BUCKET], { redisAppendOnly: true });
 
   it('retries non-conforming and failed responses with the same request id until a 200 echoes it; every record arrives exactly as put', async () => {
     const receiver = await startReceiver({

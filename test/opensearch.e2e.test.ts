@@ -1,11 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { rotatedIndex } from '../destinations/opensearch/index.js';
 import { parseConfig } from '../src/config.js';
 import { DeadLetterQueue, dlqConnection } from '../src/dlq.js';
 import { silentLogger } from '../src/log.js';
 import { startService } from '../src/service.js';
 import { startBulkServer } from './helpers/bulk-server.js';
-import { SequenceTracker, checkpoints, createStream, putAll, readObjects, startPeers, waitFor, type Peers } from './helpers/harness.js';
+import { SequenceTracker, checkpoints, createStream, putAll, readObjects, suitePeers, waitFor, type Peers } from './helpers/harness.js';
 
 const BUCKET = 'os-backup';
 
@@ -28,13 +28,7 @@ deliveryStreams:
 }
 
 describe('OpenSearch destination (against a _bulk server with real per-item errors)', () => {
-  let peers: Peers;
-  beforeAll(async () => {
-    peers = await startPeers([BUCKET]);
-  });
-  afterAll(async () => {
-    await peers?.stop();
-  });
+  const peers = suitePeers([BUCKET]);
 
   const documents = Array.from({ length: 1_000 }, (_, i) =>
     JSON.stringify({ i, kind: i % 50 === 7 ? 'bad' : i % 25 === 3 ? 'busy' : 'ok', message: `event ${i}` }),

@@ -2,11 +2,11 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
 import { startService } from '../src/service.js';
-import { SequenceTracker, checkpoints, createStream, putAll, readObjects, serviceYaml, startPeers, waitFor, type Peers } from './helpers/harness.js';
+import { SequenceTracker, checkpoints, createStream, putAll, readObjects, serviceYaml, suitePeers, waitFor } from './helpers/harness.js';
 
 const BUCKET = 'columnar';
 
@@ -104,13 +104,7 @@ async function readParquet(files: Buffer[], sql: (source: string) => string) {
 }
 
 describe('record format conversion: JSON → Parquet, read back by DuckDB', () => {
-  let peers: Peers;
-  beforeAll(async () => {
-    peers = await startPeers([BUCKET]);
-  });
-  afterAll(async () => {
-    await peers?.stop();
-  });
+  const peers = suitePeers([BUCKET]);
 
   it('converts 50,000 records of every type; 1% malformed land as format-conversion-failed with their bytes', async () => {
     await createStream(peers.kinesisClient, 'events', 2);

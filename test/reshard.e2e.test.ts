@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ListShardsCommand, SplitShardCommand, DescribeStreamSummaryCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SHARD_END } from '../src/checkpoints.js';
 import { parseConfig } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
@@ -16,10 +16,8 @@ import {
   readObjects,
   serviceYaml,
   splitFramed,
-  startPeers,
-  waitFor,
-  type Peers,
-} from './helpers/harness.js';
+  suitePeers, waitFor,
+  } from './helpers/harness.js';
 
 const BUCKET = 'reshard';
 
@@ -41,13 +39,7 @@ async function split(client: KinesisClient, streamName: string) {
 }
 
 describe('resharding while running', () => {
-  let peers: Peers;
-  beforeAll(async () => {
-    peers = await startPeers([BUCKET]);
-  });
-  afterAll(async () => {
-    await peers?.stop();
-  });
+  const peers = suitePeers([BUCKET]);
 
   it('reads a split parent to its end, then its children: every record before and after the split arrives', async () => {
     await createStream(peers.kinesisClient, 'splitting', 2);

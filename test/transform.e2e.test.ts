@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config.js';
 import { DeadLetterQueue, dlqConnection } from '../src/dlq.js';
 import { createLogger, silentLogger } from '../src/log.js';
@@ -13,9 +13,7 @@ import {
   putAll,
   readObjects,
   serviceYaml,
-  startPeers,
-  waitFor,
-  type Peers,
+  suitePeers, waitFor,
   type StreamYamlOptions,
 } from './helpers/harness.js';
 
@@ -45,13 +43,7 @@ interface ErrorLine {
 }
 
 describe('transforms: Firehose Lambda handlers run as local modules', () => {
-  let peers: Peers;
-  beforeAll(async () => {
-    peers = await startPeers([BUCKET]);
-  });
-  afterAll(async () => {
-    await peers?.stop();
-  });
+  const peers = suitePeers([BUCKET]);
 
   async function stream(name: string, options: Partial<StreamYamlOptions>): Promise<StreamYamlOptions> {
     await createStream(peers.kinesisClient, name, 2);

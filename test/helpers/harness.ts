@@ -3,6 +3,7 @@ import { gunzipSync } from 'node:zlib';
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { Redis } from 'ioredis';
+import { afterAll, beforeAll } from 'vitest';
 import { sleep } from '../../src/clock.js';
 import { storedCheckpoints } from '../../src/checkpoints.js';
 import { LOCAL_CREDENTIALS, startKinesalite, startRedis, startS3rver, type KinesisServer, type RedisServer, type S3Server } from '../../src/dev/peers.js';
@@ -53,6 +54,30 @@ export async function startPeers(buckets: string[], options: { redisAppendOnly?:
       await Promise.all([redis.stop(), kinesis.stop(), s3.stop()]);
     },
   };
+}
+
+/**
+ * Real peers for one test file: started before its first test, stopped after its last. Read them
+ * through the returned object, which stands for them once they are up.
+ */
+export function suitePeers(buckets: string[], options: { redisAppendOnly?: boolean } = {}): Peers {
+  let peers: Peers | undefined;
+  beforeAll(async () => {
+    peers = await startPeers(buckets, options);
+  });
+  afterAll(async () => {
+    await peers?.stop();
+  });
+  const started = () => {
+    if (!peers) throw new Error('the peers are not started yet: use them inside a test or hook');
+    return peers;
+  };
+  return new Proxy({} as Peers, {
+    get: (_target, key) => started()[key as keyof Peers],
+    // `{ ...peers, s3: other }` works as it would on the peers themselves.
+    ownKeys: () => Reflect.ownKeys(started()),
+    getOwnPropertyDescriptor: (_target, key) => ({ ...Reflect.getOwnPropertyDescriptor(started(), key), configurable: true }),
+  });
 }
 
 export interface StreamYamlOptions {
