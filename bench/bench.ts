@@ -27,6 +27,7 @@ import type { SessionSpec } from '../src/conversion/types.js';
 import { s3DestinationSchema } from '../destinations/s3/config.js';
 import { LOCAL_CREDENTIALS, startS3rver } from '../src/dev/peers.js';
 import { MiB } from '../src/units.js';
+import { benchReadPath } from './read-path.js';
 
 const gzipAsync = promisify(gzip);
 const LEVEL = 6;
@@ -39,6 +40,10 @@ const { values } = parseArgs({
     'buffer-mb': { type: 'string', default: '128' },
     s3: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
+    /** Seconds the Kinesis-protocol server offers records for. */
+    'offer-seconds': { type: 'string', default: '20' },
+    /** Only the run over the Kinesis protocol (skips the in-memory engine lines). */
+    'read-path-only': { type: 'boolean', default: false },
     /** Internal: run one engine path in this process and print its figures as JSON. */
     engine: { type: 'string' },
   },
@@ -258,6 +263,17 @@ async function main() {
     process.stdout.write(JSON.stringify({ ...result, rssBefore }) + '\n');
     return;
   }
+  const readPath = await benchReadPath(loadPool(), { offerSeconds: Number(values['offer-seconds']), bufferMiB: bufferBytes / MiB, share: 0.8 });
+  const readPathLines = [
+    `kinesis    firehose run ← Kinesis protocol, ${readPath.shards} shards offering ${readPath.offeredMiBs} MiB/s = 0.8 × the 2-core gzip-6 ceiling (${readPath.ceilingMiBs} MiB/s), GZIP-6, ${bufferBytes / MiB} MiB buffer, s3rver`,
+    `kinesis    sustained ${readPath.sustainedMiBs} MiB/s = ${readPath.sustainedVsOffered}× offered; ${readPath.behindAfterOfferSeconds} s behind when the offer ended; caught up ${readPath.catchUpSeconds} s later; ${readPath.readMiB} MiB in ${readPath.objects} objects`,
+    `kinesis    CPU ${readPath.cpuMsPerMiB} ms/MiB = gzip-6 ${readPath.gzipCpuMsPerMiB} + ${readPath.beyondGzipMsPerMiB} beyond (${readPath.beyondGzipVsGzip}× gzip's)`,
+    `kinesis    peak RSS ${readPath.peakRssAboveIdleMiB} MiB above idle (idle ${readPath.idleRssMiB} MiB)`,
+  ];
+  if (values['read-path-only']) {
+    process.stdout.write((values.json ? JSON.stringify(readPath) : readPathLines.join('\n')) + '\n');
+    return;
+  }
   const gzipRun = engineInChild('gzip');
   const parquetRun = engineInChild('parquet');
   const pool = loadPool();
@@ -293,6 +309,7 @@ async function main() {
     parquetPeakRssMiB: Math.round(parquetRun.peakRss / MiB),
     parquetRssBeforeMiB: Math.round(parquetRun.rssBefore / MiB),
     inputPoolMiB: Math.round(poolBytes / MiB),
+    readPath,
   };
   if (values.json) {
     process.stdout.write(JSON.stringify(result) + '\n');
@@ -308,6 +325,7 @@ async function main() {
     `memory     peak RSS ${result.peakRssMiB} MiB (${result.rssBeforeEngineMiB} MiB before the engine ran, holding the input pool)`,
     `parquet    source → buffer → Parquet (SNAPPY) → sink   ${result.parquetMiBs} MiB/s of JSON in = ${result.parquetVsGzipEngine}× the GZIP path, ratio ${result.parquetRatio}×, ${result.parquetObjects} objects, ${result.parquetFailedRecords} records failed`,
     `memory     parquet peak RSS ${result.parquetPeakRssMiB} MiB (${result.parquetRssBeforeMiB} MiB before)`,
+    ...readPathLines,
   ];
   process.stdout.write(lines.join('\n') + '\n');
 }

@@ -218,6 +218,7 @@ export class DeliveryStream implements RecordSink {
       return;
     }
     const batch = encodedBatch(this.options.name, sealed, chunks);
+    const startedAt = clock.now();
     const isErrorOutput = sealed.tags.errorOutputType !== undefined;
     const target = isErrorOutput ? (this.options.errorOutput ?? destination) : destination;
     // The error output is retried until written: it is where records end when all else failed.
@@ -254,7 +255,7 @@ export class DeliveryStream implements RecordSink {
       this.stats.objectsDelivered++;
     }
     const location = outcome.receipt?.location ?? 'partially delivered';
-    log.debug('delivered', { location, records: delivered, attempts: outcome.attempts });
+    log.info('delivered', { location, records: delivered, rawBytes: batch.rawBytes, encodedBytes: batch.encodedBytes, attempts: outcome.attempts, durationMs: clock.now() - startedAt, reason: sealed.reason });
     try {
       onDelivered?.({
         deliveryStreamName: this.options.name,
