@@ -4,7 +4,7 @@
  * in the same run on the same bytes, GZIP-6 into 128 MiB buffers, S3 on s3rver (its own process).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { openSync, readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -124,8 +124,11 @@ deliveryStreams:
       bufferingHints: { sizeInMBs: ${options.bufferMiB}, intervalInSeconds: 60 }
 `,
     );
-    const service = spawn(process.execPath, [here('../src/cli.js'), 'run', '--config', configPath], {
-      stdio: ['ignore', 'ignore', 'pipe'],
+    // FIREHOSE_BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir DIR" profiles the service; its stdout goes to FIREHOSE_BENCH_STDOUT.
+    const flags = process.env.FIREHOSE_BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
+    const stdout = process.env.FIREHOSE_BENCH_STDOUT ? openSync(process.env.FIREHOSE_BENCH_STDOUT, 'w') : 'ignore';
+    const service = spawn(process.execPath, [...flags, here('../src/cli.js'), 'run', '--config', configPath], {
+      stdio: ['ignore', stdout, 'pipe'],
       env: { ...process.env, AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey, AWS_REGION: 'us-east-1', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', FIREHOSE_LOG_LEVEL: 'info' },
     });
     children.push(service);

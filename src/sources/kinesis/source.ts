@@ -4,8 +4,8 @@ import {
   KinesisClient,
   ListShardsCommand,
   type GetShardIteratorCommandInput,
+  type GetRecordsCommandInput,
   type Shard,
-  type _Record,
 } from '@aws-sdk/client-kinesis';
 import { setMaxListeners } from 'node:events';
 import type { Segment, ShardProgress } from '../../ack.js';
@@ -17,6 +17,7 @@ import type { Logger } from '../../log.js';
 import type { RecordSink, Source, SourceRecord } from '../../records.js';
 import type { SourceContext } from '../../source.js';
 import type { KinesisSourceConfig } from './config.js';
+import { decodedResponse, decodeGetRecordsInPlace, type DecodedGetRecords } from './get-records.js';
 import { deaggregate, isAggregated } from './kpl.js';
 import { startingPoint, type ReadFrom, type StartingPoint } from './starting-point.js';
 
@@ -46,7 +47,7 @@ export function kinesisIdentity(config: Pick<KinesisSourceConfig, 'region' | 'st
 }
 
 export function createKinesisClient(config: KinesisSourceConfig): KinesisClient {
-  return new KinesisClient({
+  const client = new KinesisClient({
     region: config.region,
     // The shard readers own retries: the SDK's own would retry a throttled GetRecords within
     // ~100 ms, past the 5 calls/s/shard limit and around the readers' backoff.
@@ -54,6 +55,8 @@ export function createKinesisClient(config: KinesisSourceConfig): KinesisClient 
     // GetShardIterator can hang on emulators (AT_TIMESTAMP past a shard's end): always time out.
     ...httpSettings(config.endpoint, 30_000),
   });
+  decodeGetRecordsInPlace(client);
+  return client;
 }
 
 /**
@@ -252,10 +255,9 @@ export class KinesisSource implements Source {
       lastCall = Date.now();
       let response;
       try {
-        response = await this.client.send(
-          new GetRecordsCommand({ ShardIterator: iterator, Limit: this.config.readLimit }),
-          { abortSignal: signal },
-        );
+        const input: GetRecordsCommandInput = { ShardIterator: iterator, Limit: this.config.readLimit };
+        await this.client.send(new GetRecordsCommand(input), { abortSignal: signal });
+        response = decodedResponse(input);
         failures = 0;
       } catch (err) {
         if (signal.aborted) break;
@@ -274,24 +276,23 @@ export class KinesisSource implements Source {
         continue;
       }
 
-      const records = response.Records ?? [];
-      if (records.length > 0) {
-        const { batch, segment } = toSourceRecords(records, shardId, progress, log);
-        const newest = records[records.length - 1]!;
-        this.lastRead.set(shardId, newest.SequenceNumber!);
-        const age = Date.now() - (newest.ApproximateArrivalTimestamp?.getTime() ?? Date.now());
+      const count = response.data.length;
+      if (count > 0) {
+        const { batch, segment } = toSourceRecords(response, shardId, progress, log);
+        this.lastRead.set(shardId, response.sequenceNumbers[count - 1]!);
+        const age = Date.now() - response.arrivals[count - 1]!;
         if (age > this.maxIteratorAgeMs) this.maxIteratorAgeMs = age;
         budget.take(segment.bytes);
         if (batch.length > 0) sink.accept(batch);
       }
-      iterator = response.NextShardIterator;
+      iterator = response.nextShardIterator;
       if (!iterator) {
         log.info('shard read to its end', { shardId });
         progress.markReadToEnd();
         break;
       }
       // Kinesis can answer empty while the shard still has records further on: only idle at the tip.
-      if (records.length === 0 && !(response.MillisBehindLatest! > 0)) await sleep(this.config.idleTimeBetweenReadsInMillis, signal);
+      if (count === 0 && !(response.millisBehindLatest! > 0)) await sleep(this.config.idleTimeBetweenReadsInMillis, signal);
     }
   }
 
@@ -326,33 +327,28 @@ function parentsOf(shard: Shard): string[] {
 type MutableRecord = { -readonly [K in keyof SourceRecord]: SourceRecord[K] };
 
 /** One read's records, de-aggregated, as one segment of the shard's progress. */
-function toSourceRecords(
-  records: _Record[],
-  shardId: string,
-  progress: ShardProgress,
-  log: Logger,
-): { batch: SourceRecord[]; segment: Segment } {
+function toSourceRecords(response: DecodedGetRecords, shardId: string, progress: ShardProgress, log: Logger): { batch: SourceRecord[]; segment: Segment } {
   const out: MutableRecord[] = [];
   let bytes = 0;
-  for (const record of records) {
-    const raw = record.Data ?? new Uint8Array(0);
-    const data = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-    const sequenceNumber = record.SequenceNumber!;
-    const arrival = record.ApproximateArrivalTimestamp?.getTime() ?? Date.now();
+  const count = response.data.length;
+  for (let r = 0; r < count; r++) {
+    const data = response.data[r]!;
+    const sequenceNumber = response.sequenceNumbers[r]!;
+    const approximateArrivalTimestamp = response.arrivals[r]!;
     const users = isAggregated(data) ? deaggregate(data) : undefined;
     if (users === undefined) {
       if (isAggregated(data)) log.warn('record has the KPL magic bytes but is not a valid aggregate; passed on whole', { shardId, sequenceNumber });
-      out.push({ data, partitionKey: record.PartitionKey ?? '', shardId, sequenceNumber, subSequenceNumber: 0, approximateArrivalTimestamp: arrival, segment: undefined as unknown as Segment });
+      out.push({ data, partitionKey: response.partitionKeys[r]!, shardId, sequenceNumber, subSequenceNumber: 0, approximateArrivalTimestamp, segment: undefined as unknown as Segment });
       bytes += data.length;
       continue;
     }
     for (let i = 0; i < users.length; i++) {
       const user = users[i]!;
-      out.push({ data: user.data, partitionKey: user.partitionKey, shardId, sequenceNumber, subSequenceNumber: i, approximateArrivalTimestamp: arrival, segment: undefined as unknown as Segment });
+      out.push({ data: user.data, partitionKey: user.partitionKey, shardId, sequenceNumber, subSequenceNumber: i, approximateArrivalTimestamp, segment: undefined as unknown as Segment });
       bytes += user.data.length;
     }
   }
-  const segment = progress.open(records[records.length - 1]!.SequenceNumber!, out.length, bytes);
+  const segment = progress.open(response.sequenceNumbers[count - 1]!, out.length, bytes);
   for (const record of out) record.segment = segment;
   return { batch: out, segment };
 }
