@@ -147,7 +147,6 @@ class MemorySource implements Source {
       if (batch.length === 0) break;
       const segment = shard.open(String(sequence), batch.length, bytes);
       for (const r of batch) (r as { segment: typeof segment }).segment = segment;
-      this.budget.take(bytes);
       sink.accept(batch);
       if (read % 8 === 0) await new Promise((r) => setImmediate(r)); // let zlib callbacks and deliveries run
     }
@@ -214,7 +213,7 @@ async function runEngine(pool: Buffer[], mode: 'gzip' | 'parquet'): Promise<{ se
   const conversions = mode === 'parquet' ? new ConversionPool(2, silentLogger) : undefined;
   conversions?.start();
   const budget = new ByteBudget(2 * bufferBytes);
-  const checkpointer = new Checkpointer(memoryStore, new Map(), { startedAt: Date.now(), firstStart: true }, budget, silentLogger);
+  const checkpointer = new Checkpointer(memoryStore, new Map(), { startedAt: Date.now(), firstStart: true }, silentLogger);
   const source = new MemorySource(pool, checkpointer, budget);
   let out = 0;
   const stream = new DeliveryStream({

@@ -29,6 +29,15 @@ export interface KinesisServerOptions {
   readonly pool: readonly Buffer[];
 }
 
+export interface KinesisProtocolServer {
+  readonly endpoint: string;
+  shardId(shard: number): string;
+  /** Records of the shard readable now. */
+  offered(shard: number): number;
+  sequenceNumber(shard: number, index: number): string;
+  close(): Promise<void>;
+}
+
 interface Fragment {
   /** `{"Data":"…","PartitionKey":"…","SequenceNumber":"` */
   readonly head: Buffer;
@@ -156,9 +165,15 @@ export function startKinesisProtocolServer(options: KinesisServerOptions, port =
       res.end(out);
     });
   });
-  return new Promise<{ endpoint: string; close(): Promise<void> }>((resolve) => {
+  return new Promise<KinesisProtocolServer>((resolve) => {
     server.listen(port, '127.0.0.1', () => {
-      resolve({ endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => new Promise((r) => server.close(() => r())) });
+      resolve({
+        endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        shardId,
+        offered: (shard) => available(shard, Date.now()),
+        sequenceNumber: sequence,
+        close: () => new Promise((r) => server.close(() => r())),
+      });
     });
   });
 }

@@ -12,6 +12,9 @@ import { TransformPool } from './transform/pool.js';
 import { MiB } from './units.js';
 
 
+/** What the default budget keeps for GetRecords responses being read (a few 10 MB responses). */
+const READS_IN_FLIGHT_BYTES = 64 * MiB;
+
 /** What the delivery streams of one process share: connections, the byte budget, the conversion threads. */
 export class SharedResources {
   readonly budget: ByteBudget;
@@ -31,8 +34,8 @@ export class SharedResources {
   ) {
     let bufferBytes = 0;
     for (const s of streams) bufferBytes += s.destination.plugin.pipeline(s.destination.config).buffer.sizeBytes;
-    // Twice the buffers: one filling while the previous one is delivered.
-    this.budget = new ByteBudget((config.runtime.memoryBudgetInMBs ?? 0) * MiB || 2 * bufferBytes);
+    // Twice the buffers (one filling while the previous one is delivered), and room for reads in flight.
+    this.budget = new ByteBudget((config.runtime.memoryBudgetInMBs ?? 0) * MiB || 2 * bufferBytes + READS_IN_FLIGHT_BYTES);
   }
 
   /** One set of conversion threads for the process (both cores), shared by every converting stream. */
@@ -114,6 +117,7 @@ export async function assembleDeliveryStream(
     ...(transforms ? { transforms } : {}),
     ...(pipeline.conversion ? { conversions: shared.conversionPool() } : {}),
     identity: { region: sourcePlugin.region(streamConfig.source.config), deliveryStreamArn: arn, source: sourcePlugin.eventFields(streamConfig.source.config) },
+    budget: shared.budget,
     clock,
     log,
     ...(options.onDelivered ? { onDelivered: options.onDelivered } : {}),

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Acknowledgements } from './ack.js';
+import type { ByteBudget } from './budget.js';
 import type { Clock, TimerHandle } from './clock.js';
 import type { Encoding } from './codecs.js';
 import type { BufferSettings } from './pipeline-settings.js';
@@ -7,9 +8,47 @@ import { BytesEncoder, DEFAULT_CHUNK_BYTES, type Encoder } from './encoder.js';
 import type { SourceRecord } from './records.js';
 
 /** Makes the encoder of one buffer fill; it may move positions out of `acks` (conversion failures). */
-export type EncoderFactory = (acks: Acknowledgements) => Encoder;
+export type EncoderFactory = (acks: Acknowledgements, holding: Holding) => Encoder;
 
-export type FlushReason = 'size' | 'interval' | 'shutdown' | 'partition-limit' | 'source-finished';
+/**
+ * The budget bytes one buffer fill holds: its records' bytes as they arrive (taken by whoever
+ * handed them on), then — as chunks are compressed — the compressed bytes in their place. The
+ * sealed batch carries it; its end gives everything back.
+ */
+export class Holding {
+  private held = 0;
+
+  constructor(private readonly budget: ByteBudget | undefined) {}
+
+  get bytes(): number {
+    return this.held;
+  }
+
+  /** Bytes already taken from the budget, held here from now on. */
+  adopt(bytes: number): void {
+    this.held += bytes;
+  }
+
+  /** New bytes (a delimiter), taken from the budget. */
+  take(bytes: number): void {
+    this.budget?.take(bytes);
+    this.held += bytes;
+  }
+
+  /** Memory now holds `to` bytes in place of `from` (a chunk was compressed). */
+  resize(from: number, to: number): void {
+    this.budget?.resize(from, to);
+    this.held += to - from;
+  }
+
+  /** The batch reached its end: memory lets go of everything it held. */
+  release(): void {
+    this.budget?.give(this.held);
+    this.held = 0;
+  }
+}
+
+export type FlushReason = 'size' | 'interval' | 'shutdown' | 'partition-limit' | 'backpressure';
 
 /** Where a buffer's objects go: its partition, or the error output of one type. */
 export interface BufferTags {
@@ -26,6 +65,8 @@ export interface SealedBatch {
   readonly encoding: Encoding;
   readonly oldestArrivalTimestamp: number;
   readonly acks: Acknowledgements;
+  /** The budget its contents hold, given back at its end. */
+  readonly holding: Holding;
   readonly body: Promise<Buffer[]>;
   readonly tags: BufferTags;
   /** The records themselves, when the encoder keeps them (record-oriented destinations). */
@@ -41,6 +82,7 @@ export interface SealedBatch {
 export class RecordBuffer {
   private encoder: Encoder | undefined;
   private acks = new Acknowledgements();
+  private holding: Holding;
   private records = 0;
   private rawBytes = 0;
   private oldestArrival = Infinity;
@@ -54,14 +96,22 @@ export class RecordBuffer {
     private readonly onSeal: (batch: SealedBatch) => void,
     private readonly tags: BufferTags = {},
     createEncoder?: EncoderFactory,
+    private readonly budget?: ByteBudget,
   ) {
     const chunkBytes = Math.min(DEFAULT_CHUNK_BYTES, settings.sizeBytes);
     this.delimiterBytes = settings.appendNewlineDelimiter ? 1 : 0;
-    this.createEncoder = createEncoder ?? (() => new BytesEncoder(settings.encoding, chunkBytes, settings.appendNewlineDelimiter));
+    this.createEncoder =
+      createEncoder ?? ((_acks, holding) => new BytesEncoder(settings.encoding, chunkBytes, settings.appendNewlineDelimiter, (raw, encoded) => holding.resize(raw, encoded)));
+    this.holding = new Holding(budget);
   }
 
   get bufferedRecords(): number {
     return this.records;
+  }
+
+  /** Budget bytes the open fill holds. */
+  get heldBytes(): number {
+    return this.holding.bytes;
   }
 
   append(record: SourceRecord): void {
@@ -69,6 +119,8 @@ export class RecordBuffer {
     if (this.records > 0 && this.rawBytes + size > this.settings.sizeBytes) this.seal('size');
     if (this.records === 0) this.open();
     this.acks.add(record.segment);
+    this.holding.adopt(record.data.length);
+    if (this.delimiterBytes) this.holding.take(this.delimiterBytes);
     this.encoder!.append(record);
     this.records++;
     this.rawBytes += size;
@@ -90,7 +142,7 @@ export class RecordBuffer {
 
   private open(): void {
     this.opened = this.clock.now();
-    this.encoder = this.createEncoder(this.acks);
+    this.encoder = this.createEncoder(this.acks, this.holding);
     this.timer = this.clock.setTimeout(() => this.seal('interval'), this.settings.intervalMs);
   }
 
@@ -105,12 +157,14 @@ export class RecordBuffer {
       encoding: this.settings.encoding,
       oldestArrivalTimestamp: this.oldestArrival,
       acks: this.acks,
+      holding: this.holding,
       body: this.encoder!.finish(),
       tags: this.tags,
       ...(this.encoder!.records ? { heldRecords: this.encoder!.records } : {}),
     };
     this.encoder = undefined;
     this.acks = new Acknowledgements();
+    this.holding = new Holding(this.budget);
     this.records = 0;
     this.rawBytes = 0;
     this.oldestArrival = Infinity;
@@ -133,12 +187,20 @@ export class BufferSet {
     private readonly onSeal: (batch: SealedBatch) => void,
     private readonly onPartitionLimit: () => void = () => undefined,
     private readonly createEncoder?: EncoderFactory,
+    private readonly budget?: ByteBudget,
   ) {}
 
   /** Records held by all partitions. */
   get buffered(): number {
     let n = 0;
     for (const b of this.buffers.values()) n += b.bufferedRecords;
+    return n;
+  }
+
+  /** Budget bytes held by open buffers. */
+  get heldBytes(): number {
+    let n = 0;
+    for (const b of this.buffers.values()) n += b.heldBytes;
     return n;
   }
 
@@ -152,7 +214,7 @@ export class BufferSet {
     let buffer = this.buffers.get(key);
     if (!buffer) {
       if (this.buffers.size >= this.maxActive) this.makeRoom();
-      buffer = new RecordBuffer(this.settings, this.clock, this.onSeal, tags, this.createEncoder);
+      buffer = new RecordBuffer(this.settings, this.clock, this.onSeal, tags, this.createEncoder, this.budget);
       this.buffers.set(key, buffer);
     }
     buffer.append(record);

@@ -1,6 +1,5 @@
 import type { Redis } from 'ioredis';
 import { ShardProgress, type ProgressListener, type Segment } from './ack.js';
-import type { ByteBudget } from './budget.js';
 import type { Logger } from './log.js';
 import { withCommands } from './redis/commands/index.js';
 
@@ -107,8 +106,8 @@ export async function storedCheckpoints(redis: Redis, deliveryStreamName: string
 }
 
 /**
- * Owns the ShardProgress of every shard of one source, returns budget as segments are released,
- * and writes moved checkpoints to the store in batches (every interval and at close).
+ * Owns the ShardProgress of every shard of one source and writes moved checkpoints to the store in
+ * batches (every interval and at close).
  */
 export class Checkpointer implements ProgressListener {
   private readonly shards = new Map<string, ShardProgress>();
@@ -120,7 +119,6 @@ export class Checkpointer implements ProgressListener {
     private readonly store: CheckpointStore,
     private readonly stored: ReadonlyMap<string, string>,
     readonly origin: Origin,
-    private readonly budget: ByteBudget,
     private readonly log: Logger,
   ) {}
 
@@ -163,9 +161,7 @@ export class Checkpointer implements ProgressListener {
     return out;
   }
 
-  segmentReleased(segment: Segment): void {
-    this.budget.give(segment.bytes);
-  }
+  segmentReleased(_segment: Segment): void {}
 
   progressed(shard: ShardProgress): void {
     this.dirty.add(shard);

@@ -1,5 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import type { Acknowledgements } from './ack.js';
+import { ByteBudget } from './budget.js';
 import { BufferSet, type FlushReason, type SealedBatch } from './buffer.js';
 import type { Clock } from './clock.js';
 import { ParquetEncoder } from './conversion/encoder.js';
@@ -53,6 +54,8 @@ export interface DeliveryStreamOptions {
   readonly processingFailuresToDeadLetters?: boolean;
   readonly identity: TransformIdentity;
   readonly maxActivePartitions?: number;
+  /** The process's byte budget: records count against it from accept() until they end. */
+  readonly budget?: ByteBudget;
   readonly clock: Clock;
   readonly log: Logger;
   readonly onDelivered?: (event: DeliveredEvent) => void;
@@ -74,14 +77,17 @@ export class DeliveryStream implements RecordSink {
   private readonly inflight = new Set<Promise<unknown>>();
   private readonly givingUp = new AbortController();
   private running: Promise<void> | undefined;
+  private readonly budget: ByteBudget;
+  private readonly stopListening: () => void;
 
   constructor(private readonly options: DeliveryStreamOptions) {
     // Every delivery in flight listens on this one signal.
     setMaxListeners(0, this.givingUp.signal);
     const { pipeline, clock, log } = options;
+    this.budget = options.budget ?? new ByteBudget(Number.MAX_SAFE_INTEGER);
     const dispatch = (batch: SealedBatch) => this.dispatch(batch);
     // Error output lines end in "\n" themselves, and hold JSON whatever the destination holds.
-    this.errors = new BufferSet({ ...pipeline.buffer, encoding: pipeline.errorOutputEncoding, appendNewlineDelimiter: false, maxRecords: undefined }, clock, 16, dispatch);
+    this.errors = new BufferSet({ ...pipeline.buffer, encoding: pipeline.errorOutputEncoding, appendNewlineDelimiter: false, maxRecords: undefined }, clock, 16, dispatch, undefined, undefined, this.budget);
     this.ends = new RecordEnds({
       name: options.name,
       destinationKey: options.destinationKey ?? 'destination',
@@ -89,12 +95,13 @@ export class DeliveryStream implements RecordSink {
       deadLetters: options.deadLetters,
       processingFailuresToDeadLetters: options.processingFailuresToDeadLetters ?? false,
       stats: this.stats,
+      budget: this.budget,
       clock,
       log,
       signal: this.givingUp.signal,
       track: (work) => this.track(work),
     });
-    this.objects = new BufferSet(pipeline.buffer, clock, options.maxActivePartitions ?? MAX_ACTIVE_PARTITIONS, dispatch, () => this.stats.partitionCountExceeded++, this.encoderFactory());
+    this.objects = new BufferSet(pipeline.buffer, clock, options.maxActivePartitions ?? MAX_ACTIVE_PARTITIONS, dispatch, () => this.stats.partitionCountExceeded++, this.encoderFactory(), this.budget);
     this.router = new Router(pipeline, this.objects, this.ends, options.destination, clock);
     const transform = pipeline.processing?.transform;
     if (transform && !options.transforms) throw new Error('a transform is configured but no transform pool was given');
@@ -104,8 +111,14 @@ export class DeliveryStream implements RecordSink {
             transformed: (record, keys) => this.router.route(record, keys),
             dropped: (records) => this.ends.dropped(records),
             failed: (record, failure) => this.ends.failed(record, failure),
-          }, log)
+          }, log, this.budget)
         : undefined;
+    // Readers waiting for budget: what the buffers hold can only come back once it is delivered.
+    this.stopListening = this.budget.onPressure(() => {
+      if (this.bufferedRecords === 0 && !this.transform?.pending) return;
+      this.stats.backpressureSeals++;
+      this.flush('backpressure');
+    });
   }
 
   private encoderFactory() {
@@ -115,7 +128,7 @@ export class DeliveryStream implements RecordSink {
       if (!conversions) throw new Error('format conversion is configured but no conversion pool was given');
       return (acks: Acknowledgements) =>
         new ParquetEncoder(conversions, conversion, acks, (record, message) =>
-          this.ends.failed(record, { errorOutputType: 'format-conversion-failed', code: 'DataFormatConversion.MalformedData', message, attemptsMade: 1, endedAt: clock.now() }),
+          this.ends.failed(record, { errorOutputType: 'format-conversion-failed', code: 'DataFormatConversion.MalformedData', message, attemptsMade: 1, endedAt: clock.now() }, true),
         );
     }
     return pipeline.recordOriented ? () => new RecordListEncoder() : undefined;
@@ -134,11 +147,20 @@ export class DeliveryStream implements RecordSink {
     return this.objects.buffered + this.errors.buffered;
   }
 
+  /** What the open buffers hold, and how many partitions hold records. */
+  get buffers(): { bytes: number; records: number; partitions: number } {
+    return { bytes: this.objects.heldBytes + this.errors.heldBytes, records: this.bufferedRecords, partitions: this.objects.active };
+  }
+
   accept(records: readonly SourceRecord[], entry: Entry = 'before-transform'): void {
+    let bytes = 0;
+    for (const record of records) bytes += record.data.length;
+    // From here the pipeline holds these bytes: it gives them back as records move on and end.
+    this.budget.take(bytes);
     this.stats.recordsRead += records.length;
+    this.stats.bytesRead += bytes;
     const transform = entry === 'before-transform' ? this.transform : undefined;
     for (const record of records) {
-      this.stats.bytesRead += record.data.length;
       if (transform) transform.accept(record);
       else this.router.route(record, undefined);
     }
@@ -163,6 +185,7 @@ export class DeliveryStream implements RecordSink {
    */
   async stop(timeoutMs: number): Promise<boolean> {
     const { source, log, destination } = this.options;
+    this.stopListening();
     source.stop();
     await this.running?.catch(() => undefined);
     if (this.transform) {
@@ -207,6 +230,7 @@ export class DeliveryStream implements RecordSink {
       chunks = await sealed.body;
     } catch (err) {
       // Positions stay unreleased: the checkpoint holds and these records are read again on restart.
+      sealed.holding.release();
       this.stats.recordsHeld += sealed.records;
       log.error('encoding a batch failed; its records will be read again after a restart', { batch: sealed.id, records: sealed.records, error: err });
       return;
@@ -215,6 +239,7 @@ export class DeliveryStream implements RecordSink {
     const records = sealed.acks.records;
     if (records === 0 || (chunks.length === 0 && !sealed.heldRecords)) {
       sealed.acks.release();
+      sealed.holding.release();
       return;
     }
     const batch = encodedBatch(this.options.name, sealed, chunks);
@@ -247,6 +272,7 @@ export class DeliveryStream implements RecordSink {
       }
     }
     sealed.acks.release();
+    sealed.holding.release();
     const delivered = records - outcome.failures.length;
     if (delivered === 0) return;
     if (!isErrorOutput) {

@@ -34,8 +34,9 @@ export class BytesEncoder implements Encoder {
     encoding: Encoding,
     chunkBytes: number,
     private readonly appendNewline: boolean,
+    onChunkEncoded?: (rawBytes: number, encodedBytes: number) => void,
   ) {
-    this.chunks = new ChunkedEncoder(encoding, chunkBytes);
+    this.chunks = new ChunkedEncoder(encoding, chunkBytes, onChunkEncoded);
   }
 
   append(record: SourceRecord): void {
@@ -67,6 +68,8 @@ export class ChunkedEncoder {
   constructor(
     encoding: Encoding,
     private readonly chunkBytes: number = DEFAULT_CHUNK_BYTES,
+    /** Told when a chunk is encoded: memory then holds its encoded bytes instead of its raw ones. */
+    private readonly onChunkEncoded?: (rawBytes: number, encodedBytes: number) => void,
   ) {
     const encode = codecs[encoding].encodeChunk;
     if (!encode) throw new Error(`${encoding} is not a chunked encoding`);
@@ -97,6 +100,8 @@ export class ChunkedEncoder {
   private submit(more: boolean): void {
     const input = this.used === this.chunkBytes ? this.chunk : this.chunk.subarray(0, this.used);
     const part = this.encodeChunk(input);
+    const rawBytes = input.length;
+    if (this.onChunkEncoded) part.then((encoded) => this.onChunkEncoded!(rawBytes, encoded.length), () => undefined);
     // Rejections are reported by finish(); this keeps an early one from being "unhandled".
     part.catch(() => undefined);
     this.parts.push(part);

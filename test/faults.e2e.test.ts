@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createS3Client } from '../destinations/s3/index.js';
 import { s3DestinationSchema } from '../destinations/s3/config.js';
@@ -57,25 +58,28 @@ describe('faults: throttling, S3 outage, Redis restart', () => {
     const s3 = await startS3rver([BUCKET]);
     const port = Number(new URL(s3.endpoint).port);
     const yaml = serviceYaml({ ...peers, s3 }, [{ deliveryStreamName: 'outage', streamName: 'outage', bucket: BUCKET, sizeInMBs: 1 }])
-      .replace('idleTimeBetweenReadsInMillis: 200', 'idleTimeBetweenReadsInMillis: 200\n      readLimit: 100');
+      .replace('idleTimeBetweenReadsInMillis: 200', 'idleTimeBetweenReadsInMillis: 200\n      readLimit: 1000')
+      .replace('shutdownTimeoutInSeconds: 30 }', 'shutdownTimeoutInSeconds: 30, memoryBudgetInMBs: 16 }');
     const service = await startService(parseConfig(yaml), { log: silentLogger });
     const stream = service.streams[0]!;
     let restarted: Awaited<ReturnType<typeof startS3rver>> | undefined;
     try {
       await s3.stop();
-      const input = records('outage', 12_000, 1_000); // ≈ 12 MB against a 2 MiB budget
+      // Random base64 compresses about 1.3×: 30 MB of it, compressed, is more than the 16 MiB budget holds.
+      const input = Array.from({ length: 30_000 }, (_, i) => framedRecord(Buffer.from(`outage ${i} ${randomBytes(750).toString('base64')}`)));
       await putAll(peers.kinesisClient, 'outage', input.map((data, i) => ({ data, partitionKey: `p${i}` })));
-      await waitFor(() => service.budget.exhausted, 30_000, 'the budget to fill');
+      await waitFor(() => service.budget.pausedMs > 0, 30_000, 'reading to pause at the budget');
       await new Promise((r) => setTimeout(r, 3_000));
-      // Nothing was delivered, so nothing came back: reading stopped at the budget plus at most one
-      // read (readLimit 100 records) per shard.
+      // Nothing was delivered: memory holds the compressed batches being retried and no more than
+      // the budget — reading waits, and the records not yet read stay in the stream.
       expect(stream.stats.objectsDelivered).toBe(0);
-      expect(stream.stats.bytesRead).toBeLessThanOrEqual(service.budget.limit + 2 * 100 * 1_020);
-      expect(stream.stats.recordsRead).toBeLessThan(4_000);
+      expect(service.budget.peakHeld).toBeLessThanOrEqual(service.budget.limit);
+      expect(stream.stats.recordsRead).toBeLessThan(30_000);
       expect(stream.stats.deliveryAttemptsFailed).toBeGreaterThan(0);
+      expect(stream.stats.backpressureSeals).toBeGreaterThan(0);
 
       restarted = await startS3rver([BUCKET], { port, directory: s3.directory });
-      await waitFor(() => stream.stats.recordsRead === 12_000, 120_000, 'reading to resume and finish');
+      await waitFor(() => stream.stats.recordsRead === 30_000, 120_000, 'reading to resume and finish');
       expect(await service.stop()).toBe(true);
       const client = createS3Client(s3DestinationSchema.parse({ bucket: BUCKET, endpoint: restarted.endpoint }));
       const delivered = (await readObjects(client, BUCKET, 'outage/')).flatMap((o) => splitFramed(o.body));

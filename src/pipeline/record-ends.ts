@@ -1,5 +1,6 @@
 import { Acknowledgements, Segment } from '../ack.js';
 import { backoff } from '../backoff.js';
+import type { ByteBudget } from '../budget.js';
 import type { BufferSet } from '../buffer.js';
 import { clockSleep, type Clock } from '../clock.js';
 import { DeadLetterQueue, letterId, type DeadLetter, type DeadLetterParking } from '../dlq.js';
@@ -20,6 +21,8 @@ export interface RecordEndsOptions {
   /** Park records a transform failed in the DLQ rather than the error output. */
   readonly processingFailuresToDeadLetters: boolean;
   readonly stats: DeliveryStreamStats;
+  /** The records' bytes are held against it until they end here. */
+  readonly budget: ByteBudget;
   readonly clock: Clock;
   readonly log: Logger;
   /** Aborted when shutdown gives up: parking stops retrying, positions stay held. */
@@ -44,20 +47,28 @@ export class RecordEnds {
 
   constructor(private readonly options: RecordEndsOptions) {}
 
-  /** A record that will not be delivered, holding its own position: to the error output, or the DLQ when configured for its kind. */
-  failed(record: SourceRecord, failure: Failure): void {
-    if (failure.errorOutputType === 'processing-failed' && this.options.deadLetters && this.options.processingFailuresToDeadLetters) {
+  /**
+   * A record that will not be delivered, holding its own position: to the error output, or the DLQ
+   * when configured for its kind. `inBatch`: a sealed batch holds its bytes (and gives them back).
+   */
+  failed(record: SourceRecord, failure: Failure, inBatch = false): void {
+    if (!inBatch && failure.errorOutputType === 'processing-failed' && this.options.deadLetters && this.options.processingFailuresToDeadLetters) {
       this.parkSoon({ record, failure });
       return;
     }
-    this.toErrorOutput(record, failure);
+    this.toErrorOutput(record, failure, !inBatch);
   }
 
   /** Dropped on purpose: the records reached their end here. */
   dropped(records: readonly SourceRecord[]): void {
     this.options.stats.recordsDropped += records.length;
     const acks = new Acknowledgements();
-    for (const record of records) acks.add(record.segment);
+    let bytes = 0;
+    for (const record of records) {
+      acks.add(record.segment);
+      bytes += record.data.length;
+    }
+    this.options.budget.give(bytes);
     acks.release();
   }
 
@@ -72,7 +83,7 @@ export class RecordEnds {
     if (!dlq) {
       for (const { record, failure } of failed) {
         acks.remove(record.segment);
-        this.toErrorOutput(record, failure);
+        this.toErrorOutput(record, failure, false);
       }
       return true;
     }
@@ -81,16 +92,20 @@ export class RecordEnds {
     for (const item of failed) {
       if (tooLarge.has(item.record)) {
         acks.remove(item.record.segment);
-        this.toErrorOutput(item.record, item.failure);
+        this.toErrorOutput(item.record, item.failure, false);
       }
     }
     this.backupCopies(failed.filter((f) => !tooLarge.has(f.record)));
     return true;
   }
 
-  private toErrorOutput(record: SourceRecord, failure: Failure): void {
+  /** The record's error line joins the error output's buffer; `owned`: the record's own bytes are let go here. */
+  private toErrorOutput(record: SourceRecord, failure: Failure, owned: boolean): void {
     this.options.stats.recordsToErrorOutput++;
-    this.options.errors.append(failure.errorOutputType, { errorOutputType: failure.errorOutputType }, { ...record, data: errorOutputLine(record, failure) });
+    const line = errorOutputLine(record, failure);
+    this.options.budget.take(line.length);
+    if (owned) this.options.budget.give(record.data.length);
+    this.options.errors.append(failure.errorOutputType, { errorOutputType: failure.errorOutputType }, { ...record, data: line });
   }
 
   /** Copies in the backup bucket, acknowledged on a detached segment that no checkpoint waits for. */
@@ -98,7 +113,9 @@ export class RecordEnds {
     if (parked.length === 0) return;
     const copies = Segment.detached(parked.length);
     for (const { record, failure } of parked) {
-      this.options.errors.append(failure.errorOutputType, { errorOutputType: failure.errorOutputType }, { ...record, data: errorOutputLine(record, failure), segment: copies });
+      const line = errorOutputLine(record, failure);
+      this.options.budget.take(line.length);
+      this.options.errors.append(failure.errorOutputType, { errorOutputType: failure.errorOutputType }, { ...record, data: line, segment: copies });
     }
     this.options.stats.backupCopies += parked.length;
   }
@@ -119,10 +136,15 @@ export class RecordEnds {
             return;
           }
           const acks = new Acknowledgements();
+          let bytes = 0;
           for (const { record, failure } of batch) {
-            if (tooLarge.has(record)) this.toErrorOutput(record, failure);
-            else acks.add(record.segment);
+            if (tooLarge.has(record)) this.toErrorOutput(record, failure, true);
+            else {
+              acks.add(record.segment);
+              bytes += record.data.length;
+            }
           }
+          this.options.budget.give(bytes);
           acks.release();
         })().catch((err: unknown) => {
           this.options.stats.recordsHeld += batch.length;

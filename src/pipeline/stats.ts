@@ -24,6 +24,8 @@ export interface DeliveryStreamStats {
    * reached no end in this run and are read again after a restart.
    */
   recordsHeld: number;
+  /** Buffers sealed early because readers were waiting for budget (flush reason backpressure). */
+  backpressureSeals: number;
 }
 
 export function emptyStats(): DeliveryStreamStats {
@@ -40,5 +42,6 @@ export function emptyStats(): DeliveryStreamStats {
     recordsToDeadLetterQueue: 0,
     backupCopies: 0,
     recordsHeld: 0,
+    backpressureSeals: 0,
   };
 }

@@ -86,12 +86,10 @@ export class DeadLetterSource implements Source, ProgressListener {
     for (const record of records) record.segment = segment;
     this.counts.read += records.length;
     this.counts.bytes += bytes;
-    this.budget.take(bytes);
     sink.accept(records, entry);
   }
 
   segmentReleased(segment: Segment): void {
-    this.budget.give(segment.bytes);
     const entries = this.entriesOf.get(segment)!;
     this.entriesOf.delete(segment);
     const removal = this.dlq

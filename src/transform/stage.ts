@@ -3,6 +3,7 @@ import { backoff } from '../backoff.js';
 import { clockSleep, type Clock, type TimerHandle } from '../clock.js';
 import type { Failure } from '../failure.js';
 import type { SourceEventFields } from '../source.js';
+import type { ByteBudget } from '../budget.js';
 import type { Logger } from '../log.js';
 import type { SourceRecord } from '../records.js';
 import type { TransformSettings } from './config.js';
@@ -43,7 +44,7 @@ export interface TransformStats {
  */
 export class TransformStage {
   readonly stats: TransformStats = { invocations: 0, failedInvocations: 0, recordsTransformed: 0, recordsDropped: 0, recordsFailed: 0 };
-  private pending: SourceRecord[] = [];
+  private pendingRecords: SourceRecord[] = [];
   private pendingBytes = 0;
   private timer: TimerHandle | undefined;
   private readonly inflight = new Set<Promise<void>>();
@@ -55,11 +56,18 @@ export class TransformStage {
     private readonly clock: Clock,
     private readonly outputs: TransformOutputs,
     private readonly log: Logger,
+    /** Transform output counts against it in place of its input. */
+    private readonly budget?: ByteBudget,
   ) {}
 
+  /** Records waiting for an invocation. */
+  get pending(): number {
+    return this.pendingRecords.length;
+  }
+
   accept(record: SourceRecord): void {
-    if (this.pending.length === 0) this.timer = this.clock.setTimeout(() => this.flush(), this.processor.bufferIntervalMs);
-    this.pending.push(record);
+    if (this.pendingRecords.length === 0) this.timer = this.clock.setTimeout(() => this.flush(), this.processor.bufferIntervalMs);
+    this.pendingRecords.push(record);
     this.pendingBytes += record.data.length;
     if (this.pendingBytes >= this.processor.bufferSizeBytes) this.flush();
   }
@@ -68,9 +76,9 @@ export class TransformStage {
   flush(): void {
     if (this.timer) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.pending.length === 0) return;
-    const records = this.pending;
-    this.pending = [];
+    if (this.pendingRecords.length === 0) return;
+    const records = this.pendingRecords;
+    this.pendingRecords = [];
     this.pendingBytes = 0;
     for (const part of splitByPayload(records)) {
       const run = this.process(part)
@@ -120,6 +128,7 @@ export class TransformStage {
       const result = outcome.results[i];
       if (result === RESULT_OK) {
         const out = outcome.data[i]!;
+        this.budget?.resize(record.data.length, out.byteLength);
         this.stats.recordsTransformed++;
         this.outputs.transformed(
           { ...record, data: Buffer.from(out.buffer, out.byteOffset, out.byteLength) },

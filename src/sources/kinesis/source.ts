@@ -26,6 +26,9 @@ import { startingPoint, type ReadFrom, type StartingPoint } from './starting-poi
  * exactly 200 ms apart lets network jitter put six in one second; 210 ms leaves 50 ms of slack.
  */
 const MIN_MS_BETWEEN_READS = 210;
+/** Kinesis' largest GetRecords response, and its largest record. */
+const MAX_RESPONSE_BYTES = 10 * 1024 * 1024;
+const MAX_RECORD_BYTES = 1024 * 1024;
 const THROTTLED = new Set([
   'ProvisionedThroughputExceededException',
   'LimitExceededException',
@@ -76,6 +79,8 @@ export class KinesisSource implements Source {
   private known = new Map<string, Shard>();
   /** The last sequence number read per shard, so a reader restarted after an error resumes there. */
   private readonly lastRead = new Map<string, string>();
+  /** Per shard, as of its last read: how old its newest record was, and how far behind the tip it is. */
+  private readonly lag = new Map<string, { iteratorAgeMs: number; millisBehindLatest: number }>();
 
   constructor(
     private readonly config: KinesisSourceConfig,
@@ -111,7 +116,7 @@ export class KinesisSource implements Source {
       source: this.identity,
       activeShards: this.activeShards.length,
       maxIteratorAgeMs: this.maxIteratorAgeMs,
-      checkpoints: this.checkpointer?.current() ?? {},
+      shards: Object.fromEntries([...this.lag].map(([id, lag]) => [id, { ...lag, checkpoint: this.checkpointer?.current()[id] }])),
     };
   }
 
@@ -155,13 +160,13 @@ export class KinesisSource implements Source {
 
   /** Waits for Redis rather than starting without checkpoints (which would re-read from the starting position). */
   private async loadCheckpoints(signal: AbortSignal): Promise<Checkpointer> {
-    const { redis, deliveryStreamName, budget, log } = this.context;
+    const { redis, deliveryStreamName, log } = this.context;
     const store = new RedisCheckpointStore(redis, deliveryStreamName, this.identity, sequenceOrder, log);
     for (let attempt = 1; ; attempt++) {
       try {
         const stored = await store.load();
         const origin = await store.claimOrigin(Date.now());
-        return new Checkpointer(store, stored, origin, budget, log);
+        return new Checkpointer(store, stored, origin, log);
       } catch (err) {
         if (signal.aborted) throw err;
         log.warn('cannot read checkpoints from Redis yet; retrying', { attempt, error: err });
@@ -246,20 +251,26 @@ export class KinesisSource implements Source {
     let iterator = await this.shardIterator(shardId, start);
     let lastCall = 0;
     let failures = 0;
+    // A response is reserved before it is asked for. Kinesis never answers more than 10 MiB; with a
+    // budget too small to reserve that, the record count is bounded instead, by the largest record
+    // this shard has had (at first, Kinesis' 1 MiB limit).
+    const reservation = Math.min(MAX_RESPONSE_BYTES, Math.floor(budget.limit / 2));
+    let largestRecord = MAX_RECORD_BYTES;
+    const limitFor = () => (reservation >= MAX_RESPONSE_BYTES ? this.config.readLimit : Math.max(1, Math.min(this.config.readLimit, Math.floor(reservation / largestRecord))));
 
     while (!signal.aborted && iterator) {
-      await budget.whenAvailable(signal);
       const wait = lastCall + MIN_MS_BETWEEN_READS - Date.now();
       if (wait > 0) await sleep(wait, signal);
-      if (signal.aborted) break;
+      if (signal.aborted || !(await budget.reserve(reservation, signal))) break;
       lastCall = Date.now();
       let response;
       try {
-        const input: GetRecordsCommandInput = { ShardIterator: iterator, Limit: this.config.readLimit };
+        const input: GetRecordsCommandInput = { ShardIterator: iterator, Limit: limitFor() };
         await this.client.send(new GetRecordsCommand(input), { abortSignal: signal });
         response = decodedResponse(input);
         failures = 0;
       } catch (err) {
+        budget.give(reservation);
         if (signal.aborted) break;
         const name = awsErrorName(err);
         if (name === 'ExpiredIteratorException') {
@@ -276,13 +287,21 @@ export class KinesisSource implements Source {
         continue;
       }
 
+      // The records take their own bytes from the budget as the pipeline accepts them.
+      budget.give(reservation);
       const count = response.data.length;
+      const lag = this.lag.get(shardId) ?? { iteratorAgeMs: 0, millisBehindLatest: 0 };
+      lag.millisBehindLatest = response.millisBehindLatest ?? 0;
+      lag.iteratorAgeMs = count > 0 ? Date.now() - response.arrivals[count - 1]! : lag.millisBehindLatest;
+      this.lag.set(shardId, lag);
       if (count > 0) {
-        const { batch, segment } = toSourceRecords(response, shardId, progress, log);
+        const { batch } = toSourceRecords(response, shardId, progress, log);
         this.lastRead.set(shardId, response.sequenceNumbers[count - 1]!);
-        const age = Date.now() - response.arrivals[count - 1]!;
-        if (age > this.maxIteratorAgeMs) this.maxIteratorAgeMs = age;
-        budget.take(segment.bytes);
+        if (lag.iteratorAgeMs > this.maxIteratorAgeMs) this.maxIteratorAgeMs = lag.iteratorAgeMs;
+        if (reservation < MAX_RESPONSE_BYTES) {
+          if (largestRecord === MAX_RECORD_BYTES) largestRecord = 1;
+          for (const data of response.data) if (data.length > largestRecord) largestRecord = data.length;
+        }
         if (batch.length > 0) sink.accept(batch);
       }
       iterator = response.nextShardIterator;
