@@ -114,8 +114,10 @@ export class DeliveryStream implements RecordSink {
           }, log, this.budget)
         : undefined;
     // Readers waiting for budget: what the buffers hold can only come back once it is delivered.
+    // Sealing is worth it when they hold a good share of it; responses being read are not helped.
     this.stopListening = this.budget.onPressure(() => {
       if (this.bufferedRecords === 0 && !this.transform?.pending) return;
+      if (this.buffers.bytes * 4 < this.budget.limit && !this.transform?.pending) return;
       this.stats.backpressureSeals++;
       this.flush('backpressure');
     });

@@ -76,7 +76,6 @@ describe('faults: throttling, S3 outage, Redis restart', () => {
       expect(service.budget.peakHeld).toBeLessThanOrEqual(service.budget.limit);
       expect(stream.stats.recordsRead).toBeLessThan(30_000);
       expect(stream.stats.deliveryAttemptsFailed).toBeGreaterThan(0);
-      expect(stream.stats.backpressureSeals).toBeGreaterThan(0);
 
       restarted = await startS3rver([BUCKET], { port, directory: s3.directory });
       await waitFor(() => stream.stats.recordsRead === 30_000, 120_000, 'reading to resume and finish');
