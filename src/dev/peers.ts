@@ -83,11 +83,31 @@ export async function startRedis(options: { appendOnly?: boolean } = {}): Promis
   };
 }
 
+/**
+ * redis-server under a small shell that (1) ignores SIGINT — a terminal's Ctrl-C reaches the whole
+ * foreground process group, and Redis must outlive it until the final checkpoints are written;
+ * an ignored signal stays ignored across exec — and (2) stops Redis when this process is gone, even
+ * if it was killed, so nothing is left behind. SIGTERM to the shell stops Redis (with AOF the data
+ * is kept) and waits for it.
+ */
+const REDIS_UNDER_WATCH = `
+trap '' INT
+redis-server "$@" &
+redis=$!
+trap 'kill -TERM $redis 2>/dev/null; wait $redis; exit 0' TERM
+while kill -0 "$OWNER" 2>/dev/null && kill -0 $redis 2>/dev/null; do sleep 1 & wait $!; done
+kill -TERM $redis 2>/dev/null
+wait $redis
+`;
+
 function spawnRedis(port: number, dir: string, appendOnly: boolean): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
     const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--daemonize', 'no', '--dir', dir];
     args.push('--appendonly', appendOnly ? 'yes' : 'no');
-    const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('sh', ['-c', REDIS_UNDER_WATCH, 'redis-under-watch', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, OWNER: String(process.pid) },
+    });
     let output = '';
     const onData = (data: Buffer) => {
       output += data.toString();
@@ -100,17 +120,17 @@ function spawnRedis(port: number, dir: string, appendOnly: boolean): Promise<Chi
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-    child.once('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') {
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      if (/redis-server: (not found|No such file)/.test(output) || code === 127) {
         reject(
           new MissingPeerError(
             'redis-server is not installed. Install it with: sudo apt-get install -y redis-server ' +
               '(Debian/Ubuntu) or brew install redis (macOS), then run this again.',
           ),
         );
-      } else reject(err);
+      } else reject(new Error(`redis-server exited (${code}) before it was ready:\n${output.slice(-2000)}`));
     });
-    child.once('exit', (code) => reject(new Error(`redis-server exited (${code}) before it was ready:\n${output.slice(-2000)}`)));
   });
 }
 

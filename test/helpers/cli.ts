@@ -12,7 +12,7 @@ export interface CliProcess {
 }
 
 /** Runs `firehose …` as its own process, as a user or an init system would. */
-export function firehose(args: string[], env: Record<string, string> = {}): CliProcess {
+export function firehose(args: string[], env: Record<string, string> = {}, options: { ownProcessGroup?: boolean } = {}): CliProcess {
   const child = spawn(process.execPath, [CLI, ...args], {
     env: {
       ...process.env,
@@ -23,13 +23,16 @@ export function firehose(args: string[], env: Record<string, string> = {}): CliP
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // As a terminal runs it: the leader of its own process group, which Ctrl-C signals whole.
+    detached: options.ownProcessGroup ?? false,
   });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
+    // 'close', not 'exit': the process may exit before its last output has been read.
+    child.once('close', (code, signal) => resolve({ code, signal })),
   );
   return { child, stdout: () => out, stderr: () => err, exited };
 }
