@@ -42,6 +42,8 @@ const { values } = parseArgs({
     json: { type: 'boolean', default: false },
     /** Seconds the Kinesis-protocol server offers records for. */
     'offer-seconds': { type: 'string', default: '20' },
+    /** runtime.memoryBudgetInMBs of the service in the read-path run (its default when absent). */
+    'budget-mb': { type: 'string' },
     /** Only the run over the Kinesis protocol (skips the in-memory engine lines). */
     'read-path-only': { type: 'boolean', default: false },
     /** Internal: run one engine path in this process and print its figures as JSON. */
@@ -262,12 +264,17 @@ async function main() {
     process.stdout.write(JSON.stringify({ ...result, rssBefore }) + '\n');
     return;
   }
-  const readPath = await benchReadPath(loadPool(), { offerSeconds: Number(values['offer-seconds']), bufferMiB: bufferBytes / MiB, share: 0.8 });
+  const readPath = await benchReadPath(loadPool(), {
+    offerSeconds: Number(values['offer-seconds']),
+    bufferMiB: bufferBytes / MiB,
+    share: 0.8,
+    ...(values['budget-mb'] ? { budgetMiB: Number(values['budget-mb']) } : {}),
+  });
   const readPathLines = [
     `kinesis    firehose run ← Kinesis protocol, ${readPath.shards} shards offering ${readPath.offeredMiBs} MiB/s = 0.8 × the 2-core gzip-6 ceiling (${readPath.ceilingMiBs} MiB/s), GZIP-6, ${bufferBytes / MiB} MiB buffer, s3rver`,
     `kinesis    sustained ${readPath.sustainedMiBs} MiB/s = ${readPath.sustainedVsOffered}× offered; ${readPath.behindAfterOfferSeconds} s behind when the offer ended; caught up ${readPath.catchUpSeconds} s later; ${readPath.readMiB} MiB in ${readPath.objects} objects`,
     `kinesis    CPU ${readPath.cpuMsPerMiB} ms/MiB = gzip-6 ${readPath.gzipCpuMsPerMiB} + ${readPath.beyondGzipMsPerMiB} beyond (${readPath.beyondGzipVsGzip}× gzip's)`,
-    `kinesis    peak RSS ${readPath.peakRssAboveIdleMiB} MiB above idle (idle ${readPath.idleRssMiB} MiB)`,
+    `kinesis    peak RSS ${readPath.peakRssAboveIdleMiB} MiB above idle (idle ${readPath.idleRssMiB} MiB), budget ${values['budget-mb'] ? `${values['budget-mb']} MiB` : 'default'}`,
   ];
   if (values['read-path-only']) {
     process.stdout.write((values.json ? JSON.stringify(readPath) : readPathLines.join('\n')) + '\n');

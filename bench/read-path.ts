@@ -92,7 +92,7 @@ interface ServerStats {
   shards: Array<{ offered: number; offeredBytes: number; read: number; readBytes: number; behindMs: number }>;
 }
 
-export async function benchReadPath(pool: Buffer[], options: { offerSeconds: number; bufferMiB: number; share: number }): Promise<ReadPathFigures> {
+export async function benchReadPath(pool: Buffer[], options: { offerSeconds: number; bufferMiB: number; share: number; budgetMiB?: number }): Promise<ReadPathFigures> {
   const ceiling = await gzipCeiling(pool);
   const offered = options.share * ceiling.mibs;
   const shards = Math.ceil(offered / 2);
@@ -113,6 +113,7 @@ export async function benchReadPath(pool: Buffer[], options: { offerSeconds: num
     await writeFile(
       configPath,
       `redis: { url: "${redis.url}" }
+${options.budgetMiB ? `runtime: { memoryBudgetInMBs: ${options.budgetMiB} }` : ''}
 deliveryStreams:
   - deliveryStreamName: bench
     kinesisStreamSource: { streamName: bench, endpoint: "${kinesisEndpoint}", startingPosition: TRIM_HORIZON }
