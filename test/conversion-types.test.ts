@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { coerce, parseType, rowOf } from '../src/conversion/types.js';
+import { coerce, parseJsonExact, parseType, rowOf } from '../src/conversion/types.js';
 
 describe('column types and OpenX coercions', () => {
   it('parses Hive types as Glue writes them', () => {
@@ -51,5 +51,23 @@ describe('column types and OpenX coercions', () => {
     expect(rowOf({ UserId: 'u1', address: { city: 'Lyon' }, 'geo.lat': '45.7' }, columns, options)).toEqual(['u1', 'Lyon', 45.7]);
     expect(() => rowOf({ city: 'x' }, columns, options)).toThrow('userid: is required (not nullable)');
     expect(() => rowOf({ UserId: 'u1' }, columns, { ...options, caseInsensitive: false })).toThrow('userid: is required');
+  });
+});
+
+describe('numbers past what a float64 keeps', () => {
+  it('bigint and decimal columns take the digits as written; other columns read them as before', () => {
+    const columns = [
+      { name: 'id', type: parseType('bigint'), nullable: false },
+      { name: 'amount', type: parseType('decimal(20,2)'), nullable: true },
+      { name: 'ratio', type: parseType('double'), nullable: true },
+      { name: 'note', type: parseType('string'), nullable: true },
+      { name: 'small', type: parseType('int'), nullable: true },
+    ];
+    const text = '{"id":9007199254740993,"amount":123456789012345678.91,"ratio":1.2345678901234567e3,"note":"9007199254740993 and \\"12345678901234567\\"","small":-42}';
+    const options = { caseInsensitive: true, columnToJsonKeyMappings: {}, convertDotsInJsonKeysToUnderscores: false };
+    expect(rowOf(parseJsonExact(text), columns, options)).toEqual([9007199254740993n, 12345678901234567891n, 1234.5678901234567, '9007199254740993 and "12345678901234567"', -42]);
+    // Without the exact parse, the id would be …992.
+    expect(rowOf(JSON.parse(text), columns, options)[0]).toBe(9007199254740992n);
+    expect(parseJsonExact('[1,-0.5,"x",12345678901234567890,{"a":[-12345678901234567]}]')).toEqual([1, -0.5, 'x', '12345678901234567890', { a: ['-12345678901234567'] }]);
   });
 });

@@ -335,3 +335,51 @@ export interface SessionSpec {
   readonly enableDictionaryCompression: boolean;
 }
 
+
+const SIXTEEN_DIGITS = /\d{16}/;
+
+/**
+ * JSON.parse, except that number literals with more significant digits than a float64 keeps (16
+ * or more) come back as their exact text, as a string: bigint and decimal columns then take the
+ * digits as written (9007199254740993 stays …993), and every other column reads a number from a
+ * string as it already does. Node 20's JSON.parse gives a reviver no source text, so the literals
+ * are quoted before parsing; text without a run of 16 digits is parsed as it is.
+ */
+export function parseJsonExact(text: string): unknown {
+  if (!SIXTEEN_DIGITS.test(text)) return JSON.parse(text);
+  let out = '';
+  let last = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      // Past the string, escapes included.
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 0x5c) i++;
+        else if (d === 0x22) break;
+      }
+      continue;
+    }
+    if (c !== 0x2d && (c < 0x30 || c > 0x39)) continue;
+    let j = i + 1;
+    let digits = c === 0x2d ? 0 : 1;
+    let significant = c >= 0x31 && c <= 0x39 ? 1 : 0;
+    for (; j < text.length; j++) {
+      const d = text.charCodeAt(j);
+      if (d >= 0x30 && d <= 0x39) {
+        digits++;
+        if (significant > 0 || d !== 0x30) significant++;
+      } else if (d === 0x65 || d === 0x45) {
+        // The exponent's digits are not significant ones.
+        for (j++; j < text.length && /[+\-0-9]/.test(text[j]!); j++);
+        break;
+      } else if (d !== 0x2e) break;
+    }
+    if (significant >= 16 && digits > 0) {
+      out += `${text.slice(last, i)}"${text.slice(i, j)}"`;
+      last = j;
+    }
+    i = j - 1;
+  }
+  return JSON.parse(out + text.slice(last));
+}

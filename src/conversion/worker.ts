@@ -7,7 +7,7 @@
 import { gzipSync } from 'node:zlib';
 import { parentPort } from 'node:worker_threads';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
-import { CoercionError, parquetSchema, rowOf, type SessionSpec } from './types.js';
+import { CoercionError, parseJsonExact, parquetSchema, rowOf, type SessionSpec } from './types.js';
 
 export type { SessionSpec };
 
@@ -49,7 +49,7 @@ class Session {
     for (let i = 0; i < ends.length; i++) {
       const end = ends[i]!;
       try {
-        const row = rowOf(JSON.parse(decoder.decode(payload.subarray(start, end))), this.spec.columns, this.spec.deserializer);
+        const row = rowOf(parseJsonExact(decoder.decode(payload.subarray(start, end))), this.spec.columns, this.spec.deserializer);
         for (let c = 0; c < row.length; c++) this.columns[c]!.push(row[c]);
         this.pendingBytes += end - start;
       } catch (err) {
