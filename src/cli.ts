@@ -1,64 +1,150 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config.js';
 import { MissingPeerError } from './dev/peers.js';
 import { createLogger } from './log.js';
 import { startService } from './service.js';
 
-const usage = `firehose — a self-hosted delivery pipeline (Kinesis → buffer → GZIP → S3)
+const usage = `firehose — a self-hosted delivery pipeline (Kinesis → transforms → GZIP/Parquet → S3, HTTP endpoints, OpenSearch)
 
-Usage:
-  firehose run --config FILE        run the delivery streams of FILE until SIGTERM/SIGINT
-  firehose validate --config FILE   check FILE; print every problem with its path
-  firehose dev [--shards N] [--rate RECORDS_PER_S] [--max-objects N]
-                                    local Kinesis, S3 and Redis, a sample producer, the pipeline
-  firehose dlq list|show|redrive|purge --config FILE [--stream NAME] [--error CODE] [--since ISO-TIME] [--id ID]
-                                    the dead-letter queue: inspect, redeliver, or drop parked records
+Usage: firehose <command> [options]
+
+Commands:
+  run       run the delivery streams of a configuration until SIGTERM/SIGINT
+  validate  check a configuration; print every problem with its path
+  dev       local Kinesis, S3 and Redis, a sample producer and the pipeline (npm start)
+  dlq       the dead-letter queue: list, show, redrive or purge parked records
+
+firehose <command> --help   the command's options
+firehose --version          the version
 `;
+
+type OptionSpec = { type: 'string' | 'boolean'; short?: string; default?: string };
+
+interface Command {
+  readonly help: string;
+  readonly options: Record<string, OptionSpec>;
+}
+
+const configOption: Record<string, OptionSpec> = { config: { type: 'string', short: 'c' } };
+
+const commands: Record<string, Command> = {
+  run: {
+    help: `Usage: firehose run --config FILE
+
+Runs every delivery stream of FILE in this process until SIGTERM or SIGINT, then seals the
+buffers, delivers, writes final checkpoints and exits 0 (1 if something could not be delivered
+within runtime.shutdownTimeoutInSeconds: it is read again at the next start).
+  -c, --config FILE   the configuration (YAML)
+`,
+    options: configOption,
+  },
+  validate: {
+    help: `Usage: firehose validate --config FILE
+
+Checks FILE and prints every problem with its path; exits 2 if there is any.
+  -c, --config FILE   the configuration (YAML)
+`,
+    options: configOption,
+  },
+  dev: {
+    help: `Usage: firehose dev [--shards N] [--rate RECORDS_PER_S] [--max-objects N]
+
+Starts redis-server, kinesalite and s3rver on free ports, a demo stream and a sample producer,
+runs the pipeline of config/dev.yaml and prints a line per object delivered. Ctrl-C stops it.
+  --shards N              shards of the demo stream (default 4)
+  --rate RECORDS_PER_S    the producer's rate (default 1000)
+  --max-objects N         stop after N objects (default: run until Ctrl-C)
+`,
+    options: { shards: { type: 'string', default: '4' }, rate: { type: 'string', default: '1000' }, 'max-objects': { type: 'string', default: '0' } },
+  },
+  dlq: {
+    help: `Usage: firehose dlq list|show|redrive|purge --config FILE [--stream NAME] [--error CODE] [--since ISO-TIME] [--id ID]
+
+  list      one line per parked record, and a count per delivery stream
+  show      the whole entry (with --id, one)
+  redrive   run the parked records back through their delivery stream; exit 0 when all were
+            redriven, 1 when some failed again (they stay parked), 3 when another redrive runs
+  purge     drop the matching entries
+  -c, --config FILE   the configuration (YAML)
+  --stream NAME       one delivery stream (default: every one)
+  --error CODE        entries whose error code contains CODE
+  --since ISO-TIME    entries whose last attempt was at or after it
+  --id ID             one entry (shardId:sequenceNumber:subSequenceNumber)
+`,
+    options: { ...configOption, stream: { type: 'string' }, error: { type: 'string' }, since: { type: 'string' }, id: { type: 'string' } },
+  },
+};
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** The SDK's 8-line notice about Node 22 on every call, replaced by one line of ours where it matters. */
+function quietNodeVersionNotice(command: string): void {
+  if (!process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED) process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+  const major = Number(process.versions.node.split('.')[0]);
+  if (major < 22 && (command === 'run' || command === 'dev')) {
+    process.stderr.write(`firehose: Node ${process.versions.node}: supported; AWS SDK releases after early January 2027 need Node 22, so run production on it\n`);
+  }
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...afterCommand] = argv;
-  // `firehose dlq <action> …`: the action is a word, not an option.
-  const action = command === 'dlq' ? afterCommand[0] : undefined;
-  const rest = command === 'dlq' ? afterCommand.slice(1) : afterCommand;
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      config: { type: 'string', short: 'c' },
-      shards: { type: 'string', default: '4' },
-      rate: { type: 'string', default: '1000' },
-      'max-objects': { type: 'string', default: '0' },
-      stream: { type: 'string' },
-      error: { type: 'string' },
-      since: { type: 'string' },
-      id: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
-  });
-  if (values.help || !command || command === 'help') {
-    process.stdout.write(usage);
-    return command ? 0 : 2;
+  if (command === '--version' || command === '-v') {
+    process.stdout.write(`firehose ${version()}\n`);
+    return 0;
   }
+  if (command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(usage);
+    return 0;
+  }
+  if (!command) {
+    process.stderr.write(usage);
+    return 2;
+  }
+  const spec = commands[command];
+  if (!spec) {
+    process.stderr.write(`unknown command ${JSON.stringify(command)}\n\n${usage}`);
+    return 2;
+  }
+  // `firehose dlq <action> …`: the action is a word, not an option.
+  const action = command === 'dlq' && afterCommand[0] && !afterCommand[0].startsWith('-') ? afterCommand[0] : undefined;
+  const rest = action ? afterCommand.slice(1) : afterCommand;
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: rest, options: { ...spec.options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw new UsageError(`${command}: ${(err as Error).message.replace(/\. To specify a positional argument.*$/s, '')} (firehose ${command} --help)`);
+  }
+  if (values.help) {
+    process.stdout.write(spec.help);
+    return 0;
+  }
+  quietNodeVersionNotice(command);
   switch (command) {
     case 'validate': {
-      const config = await loadConfig(requireConfig(values.config));
+      const config = await loadConfig(requireConfig(values.config as string | undefined));
       process.stdout.write(`${values.config}: ok (${config.deliveryStreams.length} delivery stream(s))\n`);
       return 0;
     }
     case 'run':
-      return run(requireConfig(values.config));
+      return run(requireConfig(values.config as string | undefined));
     case 'dlq': {
-      if (!action) throw new UsageError('firehose dlq needs an action: list, show, redrive or purge');
-      const since = values.since === undefined ? undefined : Date.parse(values.since);
-      if (since !== undefined && Number.isNaN(since)) throw new UsageError(`--since must be an ISO-8601 time, got ${JSON.stringify(values.since)}`);
+      if (!action) throw new UsageError('firehose dlq needs an action: list, show, redrive or purge (firehose dlq --help)');
+      const sinceText = values.since as string | undefined;
+      const since = sinceText === undefined ? undefined : Date.parse(sinceText);
+      if (since !== undefined && Number.isNaN(since)) throw new UsageError(`--since must be an ISO-8601 time, got ${JSON.stringify(sinceText)}`);
       const { runDlqCommand } = await import('./dlq-cli.js');
-      return runDlqCommand(action, await loadConfig(requireConfig(values.config)), {
-        ...(values.stream ? { stream: values.stream } : {}),
+      return runDlqCommand(action, await loadConfig(requireConfig(values.config as string | undefined)), {
+        ...(values.stream ? { stream: values.stream as string } : {}),
         filter: {
-          ...(values.error ? { errorCode: values.error } : {}),
+          ...(values.error ? { errorCode: values.error as string } : {}),
           ...(since !== undefined ? { since } : {}),
-          ...(values.id ? { id: values.id } : {}),
+          ...(values.id ? { id: values.id as string } : {}),
         },
         out: (line) => process.stdout.write(line + '\n'),
         progress: { write: (text) => process.stderr.write(text), isTTY: process.stderr.isTTY === true },
@@ -67,14 +153,13 @@ async function main(argv: string[]): Promise<number> {
     case 'dev': {
       const { runDevMode } = await import('./dev/dev-mode.js');
       return runDevMode({
-        shards: positive(values.shards, '--shards'),
-        recordsPerSecond: positive(values.rate, '--rate'),
+        shards: positive(values.shards as string, '--shards'),
+        recordsPerSecond: positive(values.rate as string, '--rate'),
         maxObjects: Number(values['max-objects']),
         out: (line) => process.stdout.write(line + '\n'),
       });
     }
     default:
-      process.stderr.write(`unknown command ${JSON.stringify(command)}\n\n${usage}`);
       return 2;
   }
 }

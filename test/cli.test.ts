@@ -49,4 +49,40 @@ describe('firehose CLI', () => {
     expect((await unknown.exited).code).toBe(2);
     expect(unknown.stderr()).toContain('unknown command "launch"');
   });
+
+  it('--help, -h and --version answer, globally and per command, with exit 0', async () => {
+    for (const args of [['--help'], ['-h'], ['run', '--help'], ['validate', '-h'], ['dev', '--help'], ['dlq', '--help'], ['dlq', 'redrive', '--help']]) {
+      const run = firehose(args);
+      expect((await run.exited).code, args.join(' ')).toBe(0);
+      expect(run.stdout(), args.join(' ')).toMatch(/^(Usage|firehose —)/);
+    }
+    const version = firehose(['--version']);
+    expect((await version.exited).code).toBe(0);
+    expect(version.stdout()).toMatch(/^firehose \d+\.\d+\.\d+\n$/);
+    const bare = firehose([]);
+    expect((await bare.exited).code).toBe(2);
+    expect(bare.stderr()).toContain('Usage: firehose <command>');
+  });
+
+  it('refuses an option another command takes, naming it', async () => {
+    const run = firehose(['validate', '--config', 'config/example.yaml', '--shards', '9']);
+    expect((await run.exited).code).toBe(2);
+    expect(run.stderr()).toContain("validate: Unknown option '--shards'");
+  });
+
+  it('says in one line of its own, not the SDK\'s eight, that Node 22 is for production', async () => {
+    const config = await configFile(`
+redis: { url: "redis://127.0.0.1:1" }
+deliveryStreams:
+  - deliveryStreamName: quiet
+    kinesisStreamSource: { streamName: quiet, endpoint: "http://127.0.0.1:1" }
+    s3Destination: { bucket: quiet, endpoint: "http://127.0.0.1:1" }
+`);
+    const run = firehose(['run', '--config', config], { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: '' });
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    run.child.kill('SIGTERM');
+    await run.exited;
+    expect(run.stderr()).not.toContain('NodeVersionSupportWarning');
+    if (Number(process.versions.node.split('.')[0]) < 22) expect(run.stderr().match(/Node 22/g)).toHaveLength(1);
+  });
 });
