@@ -7,6 +7,7 @@ import express, { type Request, type Response } from 'express';
 import type { ServiceConfig } from './config.js';
 import type { DeliveryStream } from './delivery-stream.js';
 import type { Redis } from 'ioredis';
+import type { ByteBudget } from './budget.js';
 import type { DeadLetterQueue } from './dlq.js';
 import type { Logger } from './log.js';
 import { redrive } from './redrive.js';
@@ -18,6 +19,12 @@ export interface AdminTarget {
   readonly deadLetterQueues: readonly DeadLetterQueue[];
   /** The DLQ's connection, shared by redrives started here. */
   readonly redis: Redis | undefined;
+  readonly budget: ByteBudget;
+}
+
+interface ShardLag {
+  readonly iteratorAgeMs: number;
+  readonly millisBehindLatest: number;
 }
 
 const numberFrom = (status: Readonly<Record<string, unknown>>, key: string) => (typeof status[key] === 'number' ? (status[key] as number) : 0);
@@ -48,7 +55,7 @@ export async function startAdmin(target: AdminTarget, host: string, port: number
   app.get('/stats', (_req, res) => {
     res.json(
       Object.fromEntries(
-        target.streams.map((s) => [s.name, { ...s.stats, ...s.source.status() }]),
+        target.streams.map((s) => [s.name, { ...s.stats, buffers: s.buffers, ...s.source.status() }]),
       ),
     );
   });
@@ -71,7 +78,31 @@ export async function startAdmin(target: AdminTarget, host: string, port: number
     metric('firehose_partition_count_exceeded_total', 'PartitionCountExceeded', (s) => s.stats.partitionCountExceeded);
     metric('firehose_records_held_total', 'records whose positions stay held after an encoding failure or an unexpected error (read again after a restart)', (s) => s.stats.recordsHeld);
     metric('firehose_backup_records_total', 'copies of parked records written to the backup bucket (BackupToS3.Records)', (s) => s.stats.backupCopies);
-    metric('firehose_iterator_age_max_milliseconds', 'largest GetRecords iterator age since start', (s) => numberFrom(s.source.status(), 'maxIteratorAgeMs'));
+    metric('firehose_backpressure_seals_total', 'buffers sealed early because readers waited for budget', (s) => s.stats.backpressureSeals);
+    metric('firehose_buffered_bytes', 'budget bytes the open buffers hold (compressed once a chunk is compressed)', (s) => s.buffers.bytes);
+    metric('firehose_active_partitions', 'partitions holding records (PartitionCount)', (s) => s.buffers.partitions);
+    metric('firehose_iterator_age_max_seconds', 'largest GetRecords iterator age since start', (s) => numberFrom(s.source.status(), 'maxIteratorAgeMs') / 1000);
+    // Per shard, as of its last read: these go down again once a shard catches up.
+    const perShard = (name: string, help: string, value: (lag: ShardLag) => number) => {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
+      for (const s of target.streams) {
+        const shards = (s.source.status().shards ?? {}) as Record<string, ShardLag>;
+        for (const [shard, lag] of Object.entries(shards)) lines.push(`${name}{delivery_stream="${s.name}",shard="${shard}"} ${value(lag) / 1000}`);
+      }
+    };
+    perShard('firehose_kinesis_iterator_age_seconds', 'GetRecords.IteratorAge: how old the newest record of the last read was', (lag) => lag.iteratorAgeMs);
+    perShard('firehose_kinesis_behind_latest_seconds', 'MillisBehindLatest of the last read', (lag) => lag.millisBehindLatest);
+    lines.push(
+      '# HELP firehose_budget_limit_bytes runtime.memoryBudgetInMBs, in bytes',
+      '# TYPE firehose_budget_limit_bytes gauge',
+      `firehose_budget_limit_bytes ${target.budget.limit}`,
+      '# HELP firehose_budget_held_bytes what memory holds of records now, against the budget',
+      '# TYPE firehose_budget_held_bytes gauge',
+      `firehose_budget_held_bytes ${target.budget.held}`,
+      '# HELP firehose_backpressure_paused_seconds_total time readers waited for budget',
+      '# TYPE firehose_backpressure_paused_seconds_total counter',
+      `firehose_backpressure_paused_seconds_total ${target.budget.pausedMs / 1000}`,
+    );
     res.type('text/plain; version=0.0.4').send(lines.join('\n') + '\n');
   });
 

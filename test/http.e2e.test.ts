@@ -1,6 +1,7 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { firehose } from './helpers/cli.js';
 import { parseConfig } from '../src/config.js';
@@ -8,6 +9,9 @@ import { silentLogger } from '../src/log.js';
 import { startService } from '../src/service.js';
 import { startReceiver } from './helpers/http-receiver.js';
 import { SequenceTracker, checkpoints, createStream, multiset, putAll, readObjects, suitePeers, waitFor, type Peers } from './helpers/harness.js';
+
+/** promtool (Debian's prometheus package) lints the exposition where it is installed; .ci/run installs it. */
+const hasPromtool = () => spawnSync('promtool', ['--version']).status === 0;
 
 const BUCKET = 'http-backup';
 const arn = (name: string) => `arn:aws:firehose:us-east-1:000000000000:deliverystream/${name}`;
@@ -135,7 +139,15 @@ describe('HTTP endpoint destination (Firehose HTTP endpoint delivery specificati
     const viaHttp = (await (await fetch(`${admin}/dlq?stream=parked&error=HttpEndpoint`)).json()) as { parked: Array<{ errorCode: string; shardId: string }> };
     expect(viaHttp.parked).toHaveLength(parkedNow);
     expect(viaHttp.parked[0]!.errorCode).toBe('HttpEndpoint.DestinationException');
-    expect(await (await fetch(`${admin}/metrics`)).text()).toContain(`firehose_dead_letter_records_total{delivery_stream="parked"} ${parkedNow}`);
+    const metrics = await (await fetch(`${admin}/metrics`)).text();
+    expect(metrics).toContain(`firehose_dead_letter_records_total{delivery_stream="parked"} ${parkedNow}`);
+    expect(metrics).toMatch(/^firehose_kinesis_iterator_age_seconds\{delivery_stream="parked",shard="shardId-\d+"\} [\d.]+$/m);
+    expect(metrics).toMatch(/^firehose_budget_held_bytes \d+$/m);
+    if (hasPromtool()) {
+      const lint = spawnSync('promtool', ['check', 'metrics'], { input: metrics, encoding: 'utf8' });
+      expect(lint.stdout + lint.stderr).toBe('');
+      expect(lint.status).toBe(0);
+    }
     const board = await fetch(`${admin}/admin/queues`);
     expect(board.status).toBe(200);
     expect(await board.text()).toContain('<html');
