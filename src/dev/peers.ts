@@ -84,11 +84,11 @@ export async function startRedis(options: { appendOnly?: boolean } = {}): Promis
 }
 
 /**
- * redis-server under a small shell that (1) ignores SIGINT — a terminal's Ctrl-C reaches the whole
- * foreground process group, and Redis must outlive it until the final checkpoints are written;
- * an ignored signal stays ignored across exec — and (2) stops Redis when this process is gone, even
- * if it was killed, so nothing is left behind. SIGTERM to the shell stops Redis (with AOF the data
- * is kept) and waits for it.
+ * redis-server under a small shell, in a process group of its own: a terminal's Ctrl-C reaches the
+ * whole foreground group, and Redis (which handles SIGINT itself, so ignoring it is not enough)
+ * must outlive it until the final checkpoints are written. The shell stops Redis when this process
+ * is gone, even if it was killed, so nothing is left behind; SIGTERM to the shell stops Redis (with
+ * AOF the data is kept) and waits for it.
  */
 const REDIS_UNDER_WATCH = `
 trap '' INT
@@ -107,6 +107,7 @@ function spawnRedis(port: number, dir: string, appendOnly: boolean): Promise<Chi
     const child = spawn('sh', ['-c', REDIS_UNDER_WATCH, 'redis-under-watch', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, OWNER: String(process.pid) },
+      detached: true,
     });
     let output = '';
     const onData = (data: Buffer) => {
