@@ -98,14 +98,24 @@ export function parseConfig(
 ): ServiceConfig {
   const document = parseDocument(yamlText, { prettyErrors: true, uniqueKeys: true });
   if (document.errors.length > 0) {
-    throw new ConfigError(source, document.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`));
+    const problems = document.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`);
+    // YAML reads `{` of `${…}` as the start of a nested mapping inside `{ … }`.
+    if (/\{[^}\n]*\$\{/.test(yamlText)) problems.push('YAML: an unquoted ${…} inside a { … } flow mapping is read as YAML, not as a variable: quote it ("${SIZE:-5}") or write that mapping in block style');
+    throw new ConfigError(source, problems);
   }
   const problems: string[] = [];
-  const raw = interpolate(document.toJS(), env, problems);
+  let document_: unknown;
+  try {
+    // Aliases are bounded (yaml's maxAliasCount): an alias bomb is refused, not expanded.
+    document_ = document.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    throw new ConfigError(source, [`YAML: ${(err as Error).message} (aliases expand to too much; write the values out)`]);
+  }
+  const raw = interpolate(document_, env, problems);
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError(source, ['(top level): must be a mapping with deliveryStreams']);
   }
-  const parsed = serviceSchema.safeParse(raw);
+  const parsed = serviceSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) {
     // A value whose variable was missing fails validation too; its root cause is already listed.
     const unset = problems.map((p) => p.slice(0, p.indexOf(': ') + 2));
@@ -133,11 +143,41 @@ export function parseConfig(
 }
 
 export async function loadConfig(path: string, env: Record<string, string | undefined> = process.env): Promise<ServiceConfig> {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(path, 'utf8');
+    bytes = await readFile(path);
   } catch (err) {
     throw new ConfigError(path, [`cannot read the file: ${(err as Error).message}`]);
   }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    const at = firstInvalidUtf8(bytes);
+    throw new ConfigError(path, [`is not UTF-8 text: byte ${at} (line ${bytes.subarray(0, at).toString('latin1').split('\n').length}) is 0x${bytes[at]?.toString(16).padStart(2, '0')}; save the file as UTF-8`]);
+  }
   return parseConfig(text, env, path);
+}
+
+/** The offset of the first byte that starts no valid UTF-8 sequence. */
+function firstInvalidUtf8(bytes: Buffer): number {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  let lo = 0;
+  let hi = bytes.length;
+  // The longest valid prefix, by halving (a cut inside a sequence is tried with its end).
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    try {
+      decoder.decode(bytes.subarray(0, mid));
+      lo = mid;
+    } catch {
+      try {
+        decoder.decode(bytes.subarray(0, Math.min(bytes.length, mid + 3)));
+        lo = mid;
+      } catch {
+        hi = mid - 1;
+      }
+    }
+  }
+  return lo;
 }

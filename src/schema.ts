@@ -82,6 +82,12 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out || '(top level)';
 }
 
+function typeName(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  return typeof value === 'object' ? 'object' : typeof value;
+}
+
 export function formatIssues(error: z.ZodError): string[] {
   return error.issues.map((issue) => {
     if (issue.code === 'unrecognized_keys') {
@@ -92,7 +98,7 @@ export function formatIssues(error: z.ZodError): string[] {
       return `${formatPath(issue.path)}: is required (${issue.expected})`;
     }
     if (issue.code === 'invalid_type') {
-      return `${formatPath(issue.path)}: must be ${issue.expected}, got ${show(issue.input)}`;
+      return `${formatPath(issue.path)}: expected ${issue.expected}, got ${typeName(issue.input)} ${show(issue.input)}`;
     }
     return `${formatPath(issue.path)}: ${issue.message}`;
   });

@@ -1,6 +1,9 @@
 import { readFileSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../src/config.js';
+import { ConfigError, loadConfig, parseConfig } from '../src/config.js';
 
 const good = {
   redis: { url: 'redis://127.0.0.1:6379' },
@@ -195,5 +198,52 @@ deliveryStreams:
     const stream = parseConfig(readFileSync(new URL('../config/example.yaml', import.meta.url), 'utf8'), {}).deliveryStreams[0]!;
     expect(stream.source.config).toMatchObject({ streamName: 'clicks', region: 'us-east-1' });
     expect(stream.destination.config).toMatchObject({ bucket: 'my-clicks-archive' });
+  });
+
+  it('says what type was expected and what it got, with the path', () => {
+    const one = (fields: string) => problems(`
+deliveryStreams:
+  - deliveryStreamName: a
+    kinesisStreamSource: { streamName: a }
+    s3Destination: { bucket: abc${fields} }
+`);
+    expect(one(', prefix: 5')).toEqual(['deliveryStreams[0].s3Destination.prefix: expected string, got number 5']);
+    expect(one(', bufferingHints: 64')).toEqual(['deliveryStreams[0].s3Destination.bufferingHints: expected object, got number 64']);
+  });
+
+  it('says what to do with an unquoted ${…} in a flow mapping', () => {
+    const found = problems(`
+deliveryStreams:
+  - deliveryStreamName: a
+    kinesisStreamSource: { streamName: a }
+    s3Destination: { bucket: abc, bufferingHints: { sizeInMBs: \${SIZE:-5} } }
+`);
+    expect(found.at(-1)).toContain('quote it ("${SIZE:-5}") or write that mapping in block style');
+  });
+
+  it('refuses an alias bomb instead of expanding it', () => {
+    const bomb = ['a: &a [x,x,x,x,x,x,x,x,x]', ...'bcdef'.split('').map((c, i) => `${c}: &${c} [${Array(9).fill(`*${'abcde'[i]}`).join(',')}]`), 'deliveryStreams: []'].join('\n');
+    expect(problems(bomb)[0]).toMatch(/^YAML: Excessive alias count/);
+  });
+
+  it('refuses a file that is not UTF-8, naming the byte and line', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'firehose-config-'));
+    const path = join(dir, 'latin1.yaml');
+    await writeFile(path, Buffer.concat([Buffer.from('deliveryStreams:\n  - deliveryStreamName: caf'), Buffer.from([0xe9]), Buffer.from('\n')]));
+    await expect(loadConfig(path, {})).rejects.toThrow(/is not UTF-8 text: byte 44 \(line 2\) is 0xe9/);
+  });
+
+  it('checks that an OpenSearch CA file exists', () => {
+    const found = problems(`
+deliveryStreams:
+  - deliveryStreamName: a
+    kinesisStreamSource: { streamName: a }
+    amazonOpenSearchServiceDestination:
+      clusterEndpoint: "https://search.example.com:9200"
+      indexName: logs
+      s3Configuration: { bucket: abc }
+      tls: { caFile: /nonexistent/ca.pem }
+`);
+    expect(found).toEqual(["deliveryStreams[0].amazonOpenSearchServiceDestination.tls.caFile: no such file (a PEM file with the CA that signed the cluster's certificate)"]);
   });
 });

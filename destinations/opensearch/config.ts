@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { flag, httpUrl, intIn, matching, oneOf, text } from '../../src/schema.js';
 import { processingConfigurationSchema } from '../../src/transform/config.js';
@@ -25,7 +26,14 @@ export const openSearchDestinationSchema = z
       .strictObject({ defaultDocumentIdFormat: oneOf(['FIREHOSE_DEFAULT', 'NO_DOCUMENT_ID'] as const).default('FIREHOSE_DEFAULT') })
       .default({ defaultDocumentIdFormat: 'FIREHOSE_DEFAULT' }),
     basicAuth: z.strictObject({ username: text('a user name'), password: z.string() }).optional(),
-    tls: z.strictObject({ rejectUnauthorized: flag().default(true), caFile: text('a path to a PEM file').optional() }).optional(),
+    tls: z
+      .strictObject({
+        rejectUnauthorized: flag().default(true),
+        caFile: text('a path to a PEM file')
+          .refine((path) => existsSync(path), { message: 'no such file (a PEM file with the CA that signed the cluster\'s certificate)' })
+          .optional(),
+      })
+      .optional(),
   })
   .superRefine((value, ctx) => {
     if (value.domainARN !== undefined) {
