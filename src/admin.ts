@@ -19,6 +19,8 @@ export interface AdminTarget {
   readonly deadLetterQueues: readonly DeadLetterQueue[];
   /** The DLQ's connection, shared by redrives started here. */
   readonly redis: Redis | undefined;
+  /** The service's own connection, for readiness when the DLQ is off. */
+  readonly readinessRedis?: Redis;
   readonly budget: ByteBudget;
 }
 
@@ -29,13 +31,65 @@ interface ShardLag {
 
 const numberFrom = (status: Readonly<Record<string, unknown>>, key: string) => (typeof status[key] === 'number' ? (status[key] as number) : 0);
 
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+const REDIS_CHECK_MS = 2_000;
+
+/** True once Redis answers PING within the time; false when it does not. */
+async function redisAnswers(redis: Redis, timeoutMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+  try {
+    return await Promise.race([redis.ping().then((answer) => answer === 'PONG', () => false), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
- * The admin endpoint: /health, /stats, /metrics (Prometheus text, named after Firehose's
+ * The admin endpoint: /healthz, /readyz, /health, /stats, /metrics (Prometheus text, named after Firehose's
  * CloudWatch metrics), the dead-letter queue (GET /dlq, POST /dlq/redrive, DELETE /dlq) and Bull
  * Board at /admin/queues. It binds to 127.0.0.1 unless told otherwise: it can purge data.
  */
-export async function startAdmin(target: AdminTarget, host: string, port: number, log: Logger): Promise<{ url: string; close(): Promise<void> }> {
+export async function startAdmin(target: AdminTarget, requestedHost: string, port: number, log: Logger): Promise<{ url: string; close(): Promise<void> }> {
   const app = express();
+  const token = target.config.runtime.admin.token;
+  // Without a token, only this machine may reach it: it can purge data.
+  const host = token || LOOPBACK.has(requestedHost) ? requestedHost : '127.0.0.1';
+  if (host !== requestedHost) log.warn('admin endpoint: no runtime.admin.token is set, so it binds to 127.0.0.1 only, not the host asked for', { requested: requestedHost });
+
+  // Liveness and readiness answer anyone (an orchestrator's probe carries no token).
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'alive' });
+  });
+  app.get('/readyz', (_req, res) => {
+    void (async () => {
+      const redis = target.redis ?? target.readinessRedis;
+      const problems: string[] = [];
+      if (redis && !(await redisAnswers(redis, REDIS_CHECK_MS))) problems.push(`Redis did not answer within ${REDIS_CHECK_MS} ms`);
+      if (problems.length > 0) res.status(503).json({ status: 'not ready', problems });
+      else res.json({ status: 'ready' });
+    })();
+  });
+
+  app.use((req, res, next) => {
+    // DNS rebinding: a page served under another name that resolves here is still refused.
+    const hostHeader = (req.headers.host ?? '').replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+    if (!LOOPBACK.has(hostHeader) && hostHeader !== host) return res.status(421).json({ error: `this endpoint does not answer for host ${JSON.stringify(req.headers.host)}` });
+    if (token && req.headers.authorization !== `Bearer ${token}`) return res.status(401).set('WWW-Authenticate', 'Bearer').json({ error: 'needs Authorization: Bearer <runtime.admin.token>' });
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      // No state change from another origin: a browser says where a request comes from.
+      const origin = req.headers.origin;
+      if (origin !== undefined && origin !== `http://${req.headers.host}`) return res.status(403).json({ error: `cross-origin ${req.method} refused (Origin ${origin})` });
+      if (req.headers['sec-fetch-site'] !== undefined && req.headers['sec-fetch-site'] !== 'same-origin' && req.headers['sec-fetch-site'] !== 'none') {
+        return res.status(403).json({ error: `cross-site ${req.method} refused` });
+      }
+    }
+    // A repeated parameter is an error, never "every value".
+    for (const [key, value] of Object.entries(req.query)) {
+      if (Array.isArray(value)) return res.status(400).json({ error: `query parameter ${key} is given ${value.length} times; give it once` });
+    }
+    next();
+  });
   const queues = (req: Request) => {
     const stream = typeof req.query.stream === 'string' ? req.query.stream : undefined;
     return target.deadLetterQueues.filter((q) => !stream || q.deliveryStreamName === stream);
@@ -168,7 +222,7 @@ export async function startAdmin(target: AdminTarget, host: string, port: number
     const s = app.listen(port, host, () => resolve(s));
   });
   const address = server.address() as AddressInfo;
-  const url = `http://${host}:${address.port}`;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
   log.info('admin endpoint listening', { url });
   return { url, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }

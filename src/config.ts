@@ -60,7 +60,13 @@ const serviceSchema = z.strictObject({
         .default({ enabled: false, maxSizeInMBs: 256, includeProcessingFailures: false }),
       /** Health, stats, metrics, the DLQ over HTTP and Bull Board. */
       admin: z
-        .strictObject({ enabled: flag().default(false), host: text('a host to bind').default('127.0.0.1'), port: intIn(0, 65_535).default(8088) })
+        .strictObject({
+          enabled: flag().default(false),
+          host: text('a host to bind').default('127.0.0.1'),
+          port: intIn(0, 65_535).default(8088),
+          /** Every route but /healthz and /readyz then needs `Authorization: Bearer <token>`; without one, loopback only. */
+          token: z.string({ error: 'must be a string' }).min(16, { message: 'must be at least 16 characters (write "${FIREHOSE_ADMIN_TOKEN}" and set it)' }).optional(),
+        })
         .default({ enabled: false, host: '127.0.0.1', port: 8088 }),
     })
     .default({

@@ -1,0 +1,91 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../src/config.js';
+import { silentLogger } from '../src/log.js';
+import { startService } from '../src/service.js';
+import { createStream, suitePeers, waitFor } from './helpers/harness.js';
+
+const BUCKET = 'admin';
+const TOKEN = 'test-admin-token-0123456789';
+
+/** The admin endpoint can purge data: it answers only with its token, only same-origin changes, only for its own host. */
+describe('admin endpoint safety', () => {
+  const peers = suitePeers([BUCKET], { redisAppendOnly: true });
+
+  async function start(token: string | undefined) {
+    await createStream(peers.kinesisClient, 'guarded', 1).catch(() => undefined);
+    return startService(
+      parseConfig(`
+redis: { url: "${peers.redis.url}" }
+runtime:
+  checkpointIntervalInMillis: 200
+  deadLetterQueue: { enabled: true }
+  admin: { enabled: true, port: 0${token ? `, token: "${token}"` : ''} }
+deliveryStreams:
+  - deliveryStreamName: guarded
+    kinesisStreamSource: { streamName: guarded, endpoint: "${peers.kinesis.endpoint}" }
+    s3Destination: { bucket: ${BUCKET}, endpoint: "${peers.s3.endpoint}" }
+`),
+      { log: silentLogger },
+    );
+  }
+
+  it('with a token: every route but /healthz and /readyz answers 401 without it; cross-origin changes, foreign hosts and repeated parameters are refused', async () => {
+    const service = await start(TOKEN);
+    const admin = service.adminUrl!;
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    try {
+      for (const [method, path] of [['GET', '/health'], ['GET', '/stats'], ['GET', '/metrics'], ['GET', '/dlq'], ['GET', '/admin/queues'], ['POST', '/dlq/redrive'], ['DELETE', '/dlq']] as const) {
+        expect((await fetch(`${admin}${path}`, { method })).status, `${method} ${path}`).toBe(401);
+        expect((await fetch(`${admin}${path}`, { method, headers: { authorization: 'Bearer wrong-token-wrong-token' } })).status, `${method} ${path}`).toBe(401);
+      }
+      expect((await fetch(`${admin}/healthz`)).status).toBe(200);
+      expect((await fetch(`${admin}/readyz`)).status).toBe(200);
+      expect((await fetch(`${admin}/stats`, { headers: auth })).status).toBe(200);
+      // A page elsewhere posting a simple (text/plain) form, or deleting: refused even with the token.
+      const post = await fetch(`${admin}/dlq/redrive`, { method: 'POST', headers: { ...auth, origin: 'http://evil.example', 'content-type': 'text/plain' }, body: 'x' });
+      expect(post.status).toBe(403);
+      expect((await fetch(`${admin}/dlq?stream=guarded`, { method: 'DELETE', headers: { ...auth, origin: 'http://evil.example' } })).status).toBe(403);
+      expect((await fetch(`${admin}/dlq?stream=guarded&stream=other`, { method: 'DELETE', headers: auth })).status).toBe(400);
+      expect((await fetch(`${admin}/dlq?stream=guarded`, { method: 'DELETE', headers: auth })).status).toBe(200);
+    } finally {
+      await service.stop();
+    }
+  });
+
+  it('refuses a request for another host name (DNS rebinding)', async () => {
+    const service = await start(undefined);
+    try {
+      const { port } = new URL(service.adminUrl!);
+      // fetch will not send a forged Host header: speak HTTP directly.
+      const { request } = await import('node:http');
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path: '/stats', headers: { host: `rebound.example:${port}` } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      expect(status).toBe(421);
+      expect((await fetch(`${service.adminUrl}/stats`)).status).toBe(200);
+    } finally {
+      await service.stop();
+    }
+  });
+
+  it('/readyz answers 503 within 5 s of Redis stopping, and 200 once it is back', async () => {
+    const service = await start(undefined);
+    const ready = async () => (await fetch(`${service.adminUrl}/readyz`)).status;
+    try {
+      expect(await ready()).toBe(200);
+      const restarted = peers.redis.restart(8_000);
+      const stoppedAt = Date.now();
+      await waitFor(async () => (await ready()) === 503, 5_000, '/readyz to answer 503');
+      expect(Date.now() - stoppedAt).toBeLessThan(5_000);
+      await restarted;
+      await waitFor(async () => (await ready()) === 200, 15_000, '/readyz to answer 200 again');
+    } finally {
+      await service.stop();
+    }
+  });
+});
