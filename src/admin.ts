@@ -12,6 +12,7 @@ import type { DeadLetterQueue } from './dlq.js';
 import type { Logger } from './log.js';
 import { redrive } from './redrive.js';
 import { LockHeld } from './redis/lock.js';
+import { redisAnswers } from './redis/ping.js';
 
 export interface AdminTarget {
   readonly config: ServiceConfig;
@@ -33,17 +34,6 @@ const numberFrom = (status: Readonly<Record<string, unknown>>, key: string) => (
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 const REDIS_CHECK_MS = 2_000;
-
-/** True once Redis answers PING within the time; false when it does not. */
-async function redisAnswers(redis: Redis, timeoutMs: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
-  try {
-    return await Promise.race([redis.ping().then((answer) => answer === 'PONG', () => false), late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /**
  * The admin endpoint: /healthz, /readyz, /health, /stats, /metrics (Prometheus text, named after Firehose's
@@ -98,8 +88,15 @@ export async function startAdmin(target: AdminTarget, requestedHost: string, por
     ...(typeof req.query.error === 'string' ? { errorCode: req.query.error } : {}),
     ...(typeof req.query.since === 'string' && !Number.isNaN(Date.parse(req.query.since)) ? { since: Date.parse(req.query.since) } : {}),
   });
+  // The DLQ routes answer 503 at once while Redis is away, rather than hanging on it.
   const guard = (handler: (req: Request, res: Response) => Promise<void>) => (req: Request, res: Response) => {
-    handler(req, res).catch((err: unknown) => res.status(500).json({ error: (err as Error).message }));
+    (async () => {
+      if (target.redis && !(await redisAnswers(target.redis, REDIS_CHECK_MS))) {
+        res.status(503).json({ error: `Redis did not answer within ${REDIS_CHECK_MS} ms` });
+        return;
+      }
+      await handler(req, res);
+    })().catch((err: unknown) => res.status(500).json({ error: (err as Error).message }));
   };
 
   app.get('/health', (_req, res) => {

@@ -4,6 +4,9 @@ import { createLogger } from './log.js';
 import { ProgressReporter } from './progress.js';
 import { redrive } from './redrive.js';
 import { LockHeld } from './redis/lock.js';
+import { redisAnswers, redisWhere } from './redis/ping.js';
+
+const REDIS_WAIT_MS = 5_000;
 import { MiB } from './units.js';
 
 export interface DlqOptions {
@@ -29,6 +32,11 @@ export async function runDlqCommand(action: string, config: ServiceConfig, optio
   }
   const redis = dlqConnection(config.redis.url);
   redis.on('error', () => undefined);
+  if (!(await redisAnswers(redis, REDIS_WAIT_MS))) {
+    redis.disconnect();
+    options.out(`cannot reach Redis at ${redisWhere(config.redis.url)} within ${REDIS_WAIT_MS / 1000} s; is it running, and is redis.url right?`);
+    return 2;
+  }
   const maxBytes = config.runtime.deadLetterQueue.maxSizeInMBs * MiB;
   let code = 0;
   let found = 0;

@@ -82,6 +82,10 @@ deliveryStreams:
       const stoppedAt = Date.now();
       await waitFor(async () => (await ready()) === 503, 5_000, '/readyz to answer 503');
       expect(Date.now() - stoppedAt).toBeLessThan(5_000);
+      // The DLQ's routes say so too, within 5 s, instead of hanging on Redis.
+      const asked = Date.now();
+      expect((await fetch(`${service.adminUrl}/dlq`)).status).toBe(503);
+      expect(Date.now() - asked).toBeLessThan(5_000);
       await restarted;
       await waitFor(async () => (await ready()) === 200, 15_000, '/readyz to answer 200 again');
     } finally {

@@ -85,4 +85,23 @@ deliveryStreams:
     expect(run.stderr()).not.toContain('NodeVersionSupportWarning');
     if (Number(process.versions.node.split('.')[0]) < 22) expect(run.stderr().match(/Node 22/g)).toHaveLength(1);
   });
+
+  it('dlq commands say when Redis cannot be reached, within seconds, instead of hanging', async () => {
+    const config = await configFile(`
+redis: { url: "redis://:hunter2@127.0.0.1:1" }
+deliveryStreams:
+  - deliveryStreamName: away
+    kinesisStreamSource: { streamName: away }
+    s3Destination: { bucket: away }
+`);
+    const started = Date.now();
+    const run = firehose(['dlq', 'list', '--config', config]);
+    expect((await run.exited).code).toBe(2);
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(run.stdout()).toContain('cannot reach Redis at redis://127.0.0.1:1 within 5 s');
+    expect(run.stdout() + run.stderr()).not.toContain('hunter2');
+    const unknown = firehose(['dlq', 'frobnicate', '--config', config]);
+    expect((await unknown.exited).code).toBe(2);
+    expect(unknown.stdout()).toContain('unknown dlq action "frobnicate"');
+  });
 });
