@@ -218,8 +218,10 @@ export class DeliveryStream implements RecordSink {
   private dispatch(batch: SealedBatch): void {
     this.track(
       this.deliver(batch).catch((err: unknown) => {
-        // A bug, not an input: the batch's positions stay held (read again after a restart); the process lives on.
+        // A bug, not an input: the batch's positions stay held (read again after a restart); the
+        // process lives on, and its bytes are let go so that reading does not stall on them.
         this.stats.recordsHeld += batch.records;
+        batch.holding.release();
         this.options.log.error('delivering a batch failed unexpectedly', { batch: batch.id, error: err });
       }),
     );

@@ -147,7 +147,11 @@ export class RecordEnds {
           this.options.budget.give(bytes);
           acks.release();
         })().catch((err: unknown) => {
+          // Their positions stay held (read again after a restart); their bytes are let go, or reading would stall on them.
           this.options.stats.recordsHeld += batch.length;
+          let bytes = 0;
+          for (const { record } of batch) bytes += record.data.length;
+          this.options.budget.give(bytes);
           this.options.log.error('parking failed records failed unexpectedly; they will be read again after a restart', { error: err });
         });
         this.options.track(work);
