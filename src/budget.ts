@@ -20,10 +20,6 @@ export class ByteBudget {
     if (!(limit > 0)) throw new Error(`byte budget must be positive, got ${limit}`);
   }
 
-  get exhausted(): boolean {
-    return this.used >= this.limit;
-  }
-
   /** Bytes held now. */
   get held(): number {
     return this.used;

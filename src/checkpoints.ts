@@ -132,11 +132,6 @@ export class Checkpointer implements ProgressListener {
     return this.shards.get(shardId)?.isReadToEnd ?? this.stored.get(shardId) === SHARD_END;
   }
 
-  /** The shard is being read, or was read, in this run. */
-  isTracked(shardId: string): boolean {
-    return this.shards.has(shardId);
-  }
-
   progressFor(shardId: string): ShardProgress {
     let progress = this.shards.get(shardId);
     if (!progress) {

@@ -184,6 +184,14 @@ export class DeadLetterQueue implements DeadLetterParking {
     return removed;
   }
 
+  /** How many entries match: counted by Redis when nothing filters by content, else by reading them. */
+  async count(filter: DeadLetterFilter = {}): Promise<number> {
+    if (!filter.errorCode && filter.since === undefined && !filter.id) return (await this.size()).entries;
+    let n = 0;
+    for await (const page of this.entries(filter)) n += page.length;
+    return n;
+  }
+
   async size(): Promise<{ entries: number; bytes: number }> {
     const entries = await this.queue.getJobCountByTypes(...STATES);
     return { entries, bytes: Number((await this.redis.get(this.bytesKey)) ?? 0) };

@@ -44,8 +44,7 @@ export async function redrive(config: ServiceConfig, streamConfig: DeliveryStrea
     const lock = await RedisLock.acquire(redis, redriveLockKey(name), `a redrive of ${name}`);
     try {
       const queue = new DeadLetterQueue(dlqRedis, name, config.runtime.deadLetterQueue.maxSizeInMBs * MiB);
-      let total = 0;
-      for await (const page of queue.entries(options.filter)) total += page.length;
+      const total = await queue.count(options.filter);
       // Parking again needs the queue even where the running service has it switched off.
       const withQueue: ServiceConfig = { ...config, runtime: { ...config.runtime, deadLetterQueue: { ...config.runtime.deadLetterQueue, enabled: true } } };
       const shared = new SharedResources(withQueue, [streamConfig], redis, dlqRedis, systemClock, options.log);

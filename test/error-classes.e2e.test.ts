@@ -9,7 +9,7 @@ import { partitionKeyProblem } from '../src/pipeline/router.js';
 import { startService } from '../src/service.js';
 import { sequenceOrder } from '../src/sources/kinesis/source.js';
 import { startBulkServer } from './helpers/bulk-server.js';
-import { SequenceTracker, checkpoints, createStream, multiset, putAll, readObjects, serviceYaml, suitePeers, waitFor } from './helpers/harness.js';
+import { SequenceTracker, checkpoints, partitionByQuery, createStream, multiset, putAll, readObjects, serviceYaml, suitePeers, waitFor } from './helpers/harness.js';
 
 const BUCKET = 'classes';
 
@@ -70,13 +70,7 @@ deliveryStreams:
           sizeInMBs: 64,
           compressionFormat: 'UNCOMPRESSED',
           appendNewlineDelimiter: true,
-          s3Extra: `
-      dynamicPartitioningConfiguration: { enabled: true }
-      processingConfiguration:
-        enabled: true
-        processors:
-          - type: MetadataExtraction
-            parameters: { metadataExtractionQuery: "{customer: .customer}", jsonParsingEngine: JQ-1.6 }`,
+          s3Extra: partitionByQuery('{customer: .customer}'),
         },
       ]),
     );

@@ -10,6 +10,7 @@ import {
   checkpoints,
   createStream,
   multiset,
+  partitionByQuery,
   putAll,
   readObjects,
   serviceYaml,
@@ -122,15 +123,7 @@ describe('transforms: Firehose Lambda handlers run as local modules', () => {
           prefix: 'customers/customer=!{partitionKeyFromQuery:customer}/',
           errorOutputPrefix: 'customers-errors/!{firehose:error-output-type}/',
           sizeInMBs: 64,
-          s3Extra: `
-      dynamicPartitioningConfiguration: { enabled: true }
-      processingConfiguration:
-        enabled: true
-        processors:
-          - type: MetadataExtraction
-            parameters:
-              metadataExtractionQuery: "{customer: .customer_id}"
-              jsonParsingEngine: JQ-1.6`,
+          s3Extra: partitionByQuery('{customer: .customer_id}'),
         }),
         await stream('lambda-keys', {
           prefix: 'by-lambda/!{partitionKeyFromLambda:customer}/',

@@ -95,6 +95,17 @@ export interface StreamYamlOptions {
   s3Extra?: string;
 }
 
+/** `s3Extra` for dynamic partitioning by a MetadataExtraction query, e.g. "{customer: .customer_id}". */
+export function partitionByQuery(query: string): string {
+  return `
+      dynamicPartitioningConfiguration: { enabled: true }
+      processingConfiguration:
+        enabled: true
+        processors:
+          - type: MetadataExtraction
+            parameters: { metadataExtractionQuery: "${query}", jsonParsingEngine: JQ-1.6 }`;
+}
+
 export function streamYaml(peers: Pick<Peers, 'kinesis' | 's3'>, o: StreamYamlOptions): string {
   return `
   - deliveryStreamName: ${o.deliveryStreamName}

@@ -116,8 +116,16 @@ export class KinesisSource implements Source {
       source: this.identity,
       activeShards: this.activeShards.length,
       maxIteratorAgeMs: this.maxIteratorAgeMs,
-      shards: Object.fromEntries([...this.lag].map(([id, lag]) => [id, { ...lag, checkpoint: this.checkpointer?.current()[id] }])),
+      shards: this.shardStatus(),
     };
+  }
+
+  /** Per shard: its lag as of its last read, and its checkpoint as it stands in memory. */
+  private shardStatus(): Record<string, { iteratorAgeMs: number; millisBehindLatest: number; checkpoint: string | undefined }> {
+    const checkpoints = this.checkpointer?.current() ?? {};
+    const out: Record<string, { iteratorAgeMs: number; millisBehindLatest: number; checkpoint: string | undefined }> = {};
+    for (const [id, lag] of this.lag) out[id] = { ...lag, checkpoint: checkpoints[id] };
+    return out;
   }
 
   async run(sink: RecordSink): Promise<void> {
