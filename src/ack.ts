@@ -76,6 +76,13 @@ export class ShardProgress {
     return this.queue.length - this.head;
   }
 
+  /** Records handed on that have not reached an end. */
+  get outstandingRecords(): number {
+    let n = 0;
+    for (let i = this.head; i < this.queue.length; i++) n += this.queue[i]!.pending;
+    return n;
+  }
+
   open(lastSequenceNumber: string, records: number, bytes: number): Segment {
     if (this.readToEnd) throw new Error(`shard ${this.shardId} was already read to its end`);
     const segment = new Segment(this, lastSequenceNumber, records, bytes);

@@ -1,4 +1,4 @@
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import { ByteBudget } from './budget.js';
 import type { Clock } from './clock.js';
@@ -16,6 +16,11 @@ import { MiB } from './units.js';
 const READS_IN_FLIGHT_BYTES = 64 * MiB;
 
 /** What the delivery streams of one process share: connections, the byte budget, the conversion threads. */
+/** A worker's name unless `--worker-id` gives one: unique per process on a host. */
+export function defaultWorkerId(): string {
+  return `${hostname()}:${process.pid}`;
+}
+
 export class SharedResources {
   readonly budget: ByteBudget;
   readonly deadLetterQueues: DeadLetterQueue[] = [];
@@ -31,6 +36,8 @@ export class SharedResources {
     readonly dlqRedis: Redis | undefined,
     readonly clock: Clock,
     readonly log: Logger,
+    /** This worker's name in the fleet. */
+    readonly workerId: string = defaultWorkerId(),
   ) {
     let bufferBytes = 0;
     for (const s of streams) bufferBytes += s.destination.plugin.pipeline(s.destination.config).buffer.sizeBytes;
@@ -92,6 +99,8 @@ export async function assembleDeliveryStream(
       redis: shared.redis,
       budget: shared.budget,
       checkpointIntervalMs: config.runtime.checkpointIntervalInMillis,
+      workerId: shared.workerId,
+      leaseDurationMs: config.runtime.leaseDurationInSeconds * 1000,
       log,
     });
   const transform = pipeline.processing?.transform;

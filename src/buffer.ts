@@ -48,7 +48,7 @@ export class Holding {
   }
 }
 
-export type FlushReason = 'size' | 'interval' | 'shutdown' | 'partition-limit' | 'backpressure';
+export type FlushReason = 'size' | 'interval' | 'shutdown' | 'partition-limit' | 'backpressure' | 'hand-off' | 'shard-end';
 
 /** Where a buffer's objects go: its partition, or the error output of one type. */
 export interface BufferTags {

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { ShardProgress, type ProgressListener, type Segment } from './ack.js';
 import type { Logger } from './log.js';
+import type { ShardEnding } from './leases/table.js';
 import { withCommands } from './redis/commands/index.js';
 
 /** Stored in place of a position once a closed shard has been read and acknowledged to its end. */
@@ -35,6 +36,10 @@ export const redisKeys = {
   checkpoints: (deliveryStreamName: string, source: string) => `{fh:${deliveryStreamName}}:checkpoints:${source}`,
   checkpointOrder: (deliveryStreamName: string, source: string) => `{fh:${deliveryStreamName}}:checkpoint-order:${source}`,
   origin: (deliveryStreamName: string, source: string) => `{fh:${deliveryStreamName}}:origin:${source}`,
+  /** Shard → lease (owner, fencing epoch, expiry, parents, state): src/leases/table.ts. */
+  leases: (deliveryStreamName: string, source: string) => `{fh:${deliveryStreamName}}:leases:${source}`,
+  /** The workers reading the source: worker id → heartbeat expiry (Redis time, ms). */
+  workers: (deliveryStreamName: string, source: string) => `{fh:${deliveryStreamName}}:workers:${source}`,
   /** Every source identity this delivery stream has read. */
   sources: (deliveryStreamName: string) => `{fh:${deliveryStreamName}}:sources`,
   /** Before checkpoints were keyed by source (0.1): adopted once by the first source. */
@@ -105,61 +110,94 @@ export async function storedCheckpoints(redis: Redis, deliveryStreamName: string
   return out;
 }
 
+/** A checkpoint to write, with the lease epoch it was read under (the write is refused for a stale one). */
+export interface CheckpointEntry {
+  readonly shardId: string;
+  readonly epoch: number;
+  /** A position, or SHARD_END. */
+  readonly position: string;
+  /** With SHARD_END: how the shard's reading began, and its children. */
+  readonly ending?: ShardEnding | undefined;
+}
+
+export interface CheckpointWriter {
+  /** Writes the checkpoints; resolves to the shards whose write was refused (their lease is no longer this worker's). */
+  write(entries: readonly CheckpointEntry[]): Promise<readonly string[]>;
+}
+
+export interface CheckpointEvents {
+  /** A write refused by fencing: the shard's lease is gone. */
+  refused?(shardId: string): void;
+  /** SHARD_END was written: the shard's lease ended. */
+  ended?(shardId: string): void;
+}
+
+interface Tracked {
+  readonly progress: ShardProgress;
+  readonly epoch: number;
+  ending?: ShardEnding;
+}
+
 /**
- * Owns the ShardProgress of every shard of one source and writes moved checkpoints to the store in
- * batches (every interval and at close).
+ * Owns the ShardProgress of every shard this worker reads, one per lease taken, and writes moved
+ * checkpoints in batches (every interval and at close), each under the epoch of the lease it was
+ * read under. A shard forgotten (its lease lost or handed over) keeps its records flowing to their
+ * ends, but nothing of it is checkpointed here any more.
  */
 export class Checkpointer implements ProgressListener {
-  private readonly shards = new Map<string, ShardProgress>();
-  private readonly dirty = new Set<ShardProgress>();
+  private readonly shards = new Map<string, Tracked>();
+  private readonly dirty = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private saving: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly store: CheckpointStore,
-    private readonly stored: ReadonlyMap<string, string>,
-    readonly origin: Origin,
+    private readonly writer: CheckpointWriter,
     private readonly log: Logger,
+    private readonly events: CheckpointEvents = {},
   ) {}
 
-  /** The checkpoint found in the store when the source started. */
-  storedCheckpoint(shardId: string): string | undefined {
-    return this.stored.get(shardId);
-  }
-
-  /** The shard's records have all been handed on, in this run or (SHARD_END) an earlier one. */
-  isShardReadToEnd(shardId: string): boolean {
-    return this.shards.get(shardId)?.isReadToEnd ?? this.stored.get(shardId) === SHARD_END;
-  }
-
-  progressFor(shardId: string): ShardProgress {
-    let progress = this.shards.get(shardId);
-    if (!progress) {
-      const stored = this.stored.get(shardId);
-      progress = new ShardProgress(shardId, stored === SHARD_END ? undefined : stored, this);
-      this.shards.set(shardId, progress);
-    }
+  /** Starts tracking a shard read under a lease, from its stored checkpoint. */
+  track(shardId: string, epoch: number, checkpoint: string | undefined): ShardProgress {
+    const progress = new ShardProgress(shardId, checkpoint === SHARD_END ? undefined : checkpoint, this);
+    this.shards.set(shardId, { progress, epoch });
+    this.dirty.delete(shardId);
     return progress;
+  }
+
+  /** What a shard's end will record: set before the shard is marked read to its end. */
+  endWith(shardId: string, ending: ShardEnding): void {
+    const tracked = this.shards.get(shardId);
+    if (tracked) tracked.ending = ending;
+  }
+
+  progress(shardId: string): ShardProgress | undefined {
+    return this.shards.get(shardId)?.progress;
+  }
+
+  forget(shardId: string): void {
+    this.shards.delete(shardId);
+    this.dirty.delete(shardId);
   }
 
   /** Reads whose records have not all reached an end. */
   get outstandingSegments(): number {
     let n = 0;
-    for (const shard of this.shards.values()) n += shard.outstandingSegments;
+    for (const { progress } of this.shards.values()) n += progress.outstandingSegments;
     return n;
   }
 
   /** Each shard's current checkpoint, as it stands in memory. */
   current(): Record<string, string | undefined> {
     const out: Record<string, string | undefined> = {};
-    for (const [id, shard] of this.shards) out[id] = shard.complete ? SHARD_END : shard.checkpoint;
+    for (const [id, { progress }] of this.shards) out[id] = progress.complete ? SHARD_END : progress.checkpoint;
     return out;
   }
 
   segmentReleased(_segment: Segment): void {}
 
   progressed(shard: ShardProgress): void {
-    this.dirty.add(shard);
+    // A forgotten lease's progress still hears its records end: nothing of it is written.
+    if (this.shards.get(shard.shardId)?.progress === shard) this.dirty.add(shard.shardId);
   }
 
   start(intervalMs: number): void {
@@ -171,19 +209,34 @@ export class Checkpointer implements ProgressListener {
   flush(): Promise<void> {
     this.saving = this.saving.then(async () => {
       if (this.dirty.size === 0) return;
-      const pending = new Map<string, string>();
-      for (const shard of this.dirty) {
-        const value = shard.complete ? SHARD_END : shard.checkpoint;
-        if (value !== undefined) pending.set(shard.shardId, value);
+      const pending: CheckpointEntry[] = [];
+      for (const shardId of this.dirty) {
+        const tracked = this.shards.get(shardId);
+        if (!tracked) continue;
+        const { progress, epoch, ending } = tracked;
+        if (progress.complete) pending.push({ shardId, epoch, position: SHARD_END, ending: ending ?? { from: 'unknown', children: [] } });
+        else if (progress.checkpoint !== undefined) pending.push({ shardId, epoch, position: progress.checkpoint });
       }
       this.dirty.clear();
+      let refused: readonly string[];
       try {
-        await this.store.save(pending);
-        this.log.debug('checkpointed', { shards: Object.fromEntries(pending) });
+        refused = await this.writer.write(pending);
       } catch (err) {
-        for (const id of pending.keys()) this.dirty.add(this.shards.get(id)!);
+        for (const { shardId } of pending) if (this.shards.has(shardId)) this.dirty.add(shardId);
         this.log.warn('checkpoint write failed; will retry', { error: err });
         throw err;
+      }
+      this.log.debug('checkpointed', { shards: Object.fromEntries(pending.map((e) => [e.shardId, e.position])) });
+      for (const shardId of refused) {
+        if (!this.shards.has(shardId)) continue;
+        this.log.warn('checkpoint refused: the shard\'s lease is no longer this worker\'s; it stops reading the shard', { shardId });
+        this.forget(shardId);
+        this.events.refused?.(shardId);
+      }
+      for (const { shardId, position } of pending) {
+        if (position !== SHARD_END || refused.includes(shardId)) continue;
+        this.forget(shardId);
+        this.events.ended?.(shardId);
       }
     });
     const result = this.saving;

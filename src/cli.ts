@@ -16,6 +16,7 @@ Commands:
   validate  check a configuration; print every problem with its path
   dev       local Kinesis, S3 and Redis, a sample producer and the pipeline (npm start)
   dlq       the dead-letter queue: list, show, redrive or purge parked records
+  leases    who reads which shard: owner, epoch, checkpoint, expiry, parents, state
 
 firehose <command> --help   the command's options
 firehose --version          the version
@@ -32,14 +33,17 @@ const configOption: Record<string, OptionSpec> = { config: { type: 'string', sho
 
 const commands: Record<string, Command> = {
   run: {
-    help: `Usage: firehose run --config FILE
+    help: `Usage: firehose run --config FILE [--worker-id NAME]
 
 Runs every delivery stream of FILE in this process until SIGTERM or SIGINT, then seals the
-buffers, delivers, writes final checkpoints and exits 0 (1 if something could not be delivered
-within runtime.shutdownTimeoutInSeconds: it is read again at the next start).
-  -c, --config FILE   the configuration (YAML)
+buffers, delivers, writes final checkpoints, hands its shard leases over and exits 0 (1 if
+something could not be delivered within runtime.shutdownTimeoutInSeconds: it is read again).
+Run several against the same Redis and they share the shards.
+  -c, --config FILE    the configuration (YAML)
+  --worker-id NAME     this worker's name in the fleet (default host:pid); a worker restarted
+                       under the same name takes its leases back at once
 `,
-    options: configOption,
+    options: { ...configOption, 'worker-id': { type: 'string' } },
   },
   validate: {
     help: `Usage: firehose validate --config FILE
@@ -59,6 +63,17 @@ runs the pipeline of config/dev.yaml and prints a line per object delivered. Ctr
   --max-objects N         stop after N objects (default: run until Ctrl-C)
 `,
     options: { shards: { type: 'string', default: '4' }, rate: { type: 'string', default: '1000' }, 'max-objects': { type: 'string', default: '0' } },
+  },
+  leases: {
+    help: `Usage: firehose leases --config FILE [--json]
+
+Per delivery stream and shard: the worker holding its lease, the lease's epoch (raised at each
+change of owner), its checkpoint, when it expires, its parent shards and its state (open, ended).
+  -c, --config FILE   the configuration (YAML)
+  --json              one JSON array of {deliveryStream, shardId, owner, epoch, checkpoint,
+                      expiresAt, parents, state}, for scripts
+`,
+    options: { ...configOption, json: { type: 'boolean' } },
   },
   dlq: {
     help: `Usage: firehose dlq list|show|redrive|purge --config FILE [--stream NAME] [--error CODE] [--since ISO-TIME] [--id ID]
@@ -131,8 +146,11 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${values.config}: ok (${config.deliveryStreams.length} delivery stream(s))\n`);
       return 0;
     }
-    case 'run':
-      return run(requireConfig(values.config as string | undefined));
+    case 'run': {
+      const workerId = values['worker-id'] as string | undefined;
+      if (workerId !== undefined && !/^[\x21-\x7e]{1,128}$/.test(workerId)) throw new UsageError(`--worker-id must be 1–128 printable characters without spaces, got ${JSON.stringify(workerId)}`);
+      return run(requireConfig(values.config as string | undefined), workerId);
+    }
     case 'dlq': {
       if (!action) throw new UsageError('firehose dlq needs an action: list, show, redrive or purge (firehose dlq --help)');
       const sinceText = values.since as string | undefined;
@@ -150,6 +168,13 @@ async function main(argv: string[]): Promise<number> {
         progress: { write: (text) => process.stderr.write(text), isTTY: process.stderr.isTTY === true },
       });
     }
+    case 'leases': {
+      const { runLeasesCommand } = await import('./leases-cli.js');
+      return runLeasesCommand(await loadConfig(requireConfig(values.config as string | undefined)), {
+        json: values.json === true,
+        out: (line) => process.stdout.write(line + '\n'),
+      });
+    }
     case 'dev': {
       const { runDevMode } = await import('./dev/dev-mode.js');
       return runDevMode({
@@ -164,10 +189,10 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-async function run(configPath: string): Promise<number> {
+async function run(configPath: string, workerId: string | undefined): Promise<number> {
   const config = await loadConfig(configPath);
   const log = createLogger();
-  const service = await startService(config, { log });
+  const service = await startService(config, { log, ...(workerId ? { workerId } : {}) });
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));

@@ -49,6 +49,8 @@ const serviceSchema = z.strictObject({
       checkpointIntervalInMillis: intIn(100, 60_000).default(1_000),
       /** At SIGTERM, how long to keep trying to deliver what is buffered before giving up (uncheckpointed, so not lost). */
       shutdownTimeoutInSeconds: intIn(1, 3_600).default(60),
+      /** A shard lease's lifetime: a worker that stops renewing loses its shards to the others after it. Renewed every third of it. */
+      leaseDurationInSeconds: intIn(2, 300).default(10),
       /** Records that exhaust a destination's retries are parked here instead of the error output. */
       deadLetterQueue: z
         .strictObject({
@@ -72,6 +74,7 @@ const serviceSchema = z.strictObject({
     .default({
       checkpointIntervalInMillis: 1_000,
       shutdownTimeoutInSeconds: 60,
+      leaseDurationInSeconds: 10,
       deadLetterQueue: { enabled: false, maxSizeInMBs: 256, includeProcessingFailures: false },
       admin: { enabled: false, host: '127.0.0.1', port: 8088 },
     }),

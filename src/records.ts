@@ -1,4 +1,5 @@
 import type { Segment } from './ack.js';
+import type { FlushReason } from './buffer.js';
 
 /** One record as a source hands it on. `data` is passed through untouched unless a stage needs it. */
 export interface SourceRecord {
@@ -30,6 +31,8 @@ export type Entry = 'before-transform' | 'after-transform';
 /** Where a source hands records on. It must take them synchronously; backpressure is the budget's job. */
 export interface RecordSink {
   accept(records: readonly SourceRecord[], entry?: Entry): void;
+  /** Seals what is buffered now (a shard's lease is being handed over: its records should reach their ends soon). */
+  flush(reason: FlushReason): void;
 }
 
 /**

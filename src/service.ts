@@ -15,6 +15,8 @@ export interface ServiceOptions {
   readonly clock?: Clock;
   readonly log?: Logger;
   readonly onDelivered?: (event: DeliveredEvent) => void;
+  /** This worker's name in the fleet (`--worker-id`); by default host:pid. */
+  readonly workerId?: string;
 }
 
 export interface RunningService {
@@ -35,7 +37,7 @@ export async function startService(config: ServiceConfig, options: ServiceOption
   redis.on('error', (err: Error) => log.debug('redis connection error', { error: err }));
   const dlqRedis = config.runtime.deadLetterQueue.enabled ? dlqConnection(config.redis.url) : undefined;
   dlqRedis?.on('error', (err: Error) => log.debug('dead-letter queue connection error', { error: err }));
-  const shared = new SharedResources(config, config.deliveryStreams, redis, dlqRedis, clock, log);
+  const shared = new SharedResources(config, config.deliveryStreams, redis, dlqRedis, clock, log, options.workerId);
 
   const streams: DeliveryStream[] = [];
   for (const streamConfig of config.deliveryStreams) {
@@ -44,7 +46,7 @@ export async function startService(config: ServiceConfig, options: ServiceOption
   for (const stream of streams) {
     stream.start().catch((err: unknown) => log.error('delivery stream failed', { stream: stream.name, error: err }));
   }
-  log.info('started', { deliveryStreams: streams.map((s) => s.name), byteBudgetMiB: Math.round(shared.budget.limit / MiB) });
+  log.info('started', { workerId: shared.workerId, deliveryStreams: streams.map((s) => s.name), byteBudgetMiB: Math.round(shared.budget.limit / MiB) });
 
   const admin = config.runtime.admin.enabled
     ? await startAdmin({ config, streams, deadLetterQueues: shared.deadLetterQueues, redis: dlqRedis, readinessRedis: redis, budget: shared.budget }, config.runtime.admin.host, config.runtime.admin.port, log)

@@ -14,6 +14,10 @@ export interface SourceContext {
   /** The process's byte budget: take before reading, give back as records reach an end. */
   readonly budget: ByteBudget;
   readonly checkpointIntervalMs: number;
+  /** This worker's name in the fleet: its leases' owner (`--worker-id`, by default host:pid). */
+  readonly workerId: string;
+  /** A lease's lifetime; renewed every third of it. */
+  readonly leaseDurationMs: number;
   readonly log: Logger;
 }
 

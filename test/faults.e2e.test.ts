@@ -59,7 +59,7 @@ describe('faults: throttling, S3 outage, Redis restart', () => {
     const port = Number(new URL(s3.endpoint).port);
     const yaml = serviceYaml({ ...peers, s3 }, [{ deliveryStreamName: 'outage', streamName: 'outage', bucket: BUCKET, sizeInMBs: 1 }])
       .replace('idleTimeBetweenReadsInMillis: 200', 'idleTimeBetweenReadsInMillis: 200\n      readLimit: 1000')
-      .replace('shutdownTimeoutInSeconds: 30 }', 'shutdownTimeoutInSeconds: 30, memoryBudgetInMBs: 16 }');
+      .replace('leaseDurationInSeconds: 2 }', 'leaseDurationInSeconds: 2, memoryBudgetInMBs: 16 }');
     const service = await startService(parseConfig(yaml), { log: silentLogger });
     const stream = service.streams[0]!;
     let restarted: Awaited<ReturnType<typeof startS3rver>> | undefined;
@@ -104,6 +104,9 @@ describe('faults: throttling, S3 outage, Redis restart', () => {
     try {
       const first = records('before', 3_000, 1_000);
       await put(first);
+      // A shard's read is checkpointed once all of it is delivered: seal the buffer's tail.
+      await waitFor(() => stream.stats.recordsRead === 3_000, 30_000, 'the first records read');
+      stream.flush();
       await waitFor(async () => Object.keys(await checkpoints(peers.redisClient, 'redisless')).length === 2, 30_000, 'first checkpoints');
 
       // Redis goes away for 3 s (SIGTERM; AOF on) while records keep flowing and being delivered.

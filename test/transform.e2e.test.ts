@@ -198,8 +198,8 @@ describe('transforms: Firehose Lambda handlers run as local modules', () => {
 
   it('with includeProcessingFailures, records a handler fails are parked in the DLQ instead of the error output', async () => {
     const yaml = serviceYaml(peers, [await stream('parked-processing', { s3Extra: lambda(fixture('fail-one-in-ten.mjs')) })]).replace(
-      'runtime: { checkpointIntervalInMillis: 200, shutdownTimeoutInSeconds: 30 }',
-      'runtime: { checkpointIntervalInMillis: 200, shutdownTimeoutInSeconds: 30, deadLetterQueue: { enabled: true, includeProcessingFailures: true } }',
+      'runtime: { checkpointIntervalInMillis: 200, shutdownTimeoutInSeconds: 30, leaseDurationInSeconds: 2 }',
+      'runtime: { checkpointIntervalInMillis: 200, shutdownTimeoutInSeconds: 30, leaseDurationInSeconds: 2, deadLetterQueue: { enabled: true, includeProcessingFailures: true } }',
     );
     const service = await startService(parseConfig(yaml), { log: silentLogger });
     const input = Array.from({ length: 300 }, (_, n) => JSON.stringify({ n }));

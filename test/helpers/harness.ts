@@ -129,7 +129,7 @@ ${o.s3Extra ?? ''}`;
 export function serviceYaml(peers: Pick<Peers, 'redis' | 'kinesis' | 's3'>, streams: StreamYamlOptions[]): string {
   return `
 redis: { url: "${peers.redis.url}" }
-runtime: { checkpointIntervalInMillis: 200, shutdownTimeoutInSeconds: 30 }
+runtime: { checkpointIntervalInMillis: 200, shutdownTimeoutInSeconds: 30, leaseDurationInSeconds: 2 }
 deliveryStreams:
 ${streams.map((s) => streamYaml(peers, s)).join('')}`;
 }

@@ -1,12 +1,30 @@
 import type { Redis } from 'ioredis';
 import { advanceCheckpoints } from './advance-checkpoints-2.js';
+import { checkpointLeases } from './checkpoint-leases-3.js';
+import { createLeases } from './create-leases-2.js';
+import { handOffLease } from './hand-off-lease-2.js';
+import { releaseLease } from './release-lease-1.js';
 import { releaseLock } from './release-lock-1.js';
+import { renewLeases } from './renew-leases-2.js';
 import { renewLock } from './renew-lock-1.js';
+import { requestHandOff } from './request-hand-off-2.js';
+import { takeLease } from './take-lease-2.js';
 
 /** Every read-modify-write on Redis is one of these scripts (one file each, named with its key count). */
-const commands = [advanceCheckpoints, renewLock, releaseLock] as const;
+const commands = [
+  advanceCheckpoints,
+  renewLock,
+  releaseLock,
+  createLeases,
+  takeLease,
+  renewLeases,
+  releaseLease,
+  requestHandOff,
+  handOffLease,
+  checkpointLeases,
+] as const;
 
-type Command = (...keysThenArgs: string[]) => Promise<number>;
+type Command = (...keysThenArgs: string[]) => Promise<unknown>;
 export type FirehoseRedis = Redis & Record<(typeof commands)[number]['name'], Command>;
 
 /** The same connection, with the scripts defined on it (once). */

@@ -11,7 +11,10 @@ import { setMaxListeners } from 'node:events';
 import type { Segment, ShardProgress } from '../../ack.js';
 import { awsErrorName, httpSettings } from '../../aws.js';
 import { backoff } from '../../backoff.js';
-import { Checkpointer, RedisCheckpointStore, type PositionOrder } from '../../checkpoints.js';
+import { performance } from 'node:perf_hooks';
+import { Checkpointer, RedisCheckpointStore, SHARD_END, type CheckpointWriter, type Origin, type PositionOrder } from '../../checkpoints.js';
+import { LeaseCoordinator, type HeldLease, type LeaseHolder, type LeaseStats } from '../../leases/coordinator.js';
+import { LeaseTable, type Lease, type LeaseView } from '../../leases/table.js';
 import { sleep } from '../../clock.js';
 import type { Logger } from '../../log.js';
 import type { RecordSink, Source, SourceRecord } from '../../records.js';
@@ -19,7 +22,7 @@ import type { SourceContext } from '../../source.js';
 import type { KinesisSourceConfig } from './config.js';
 import { decodedResponse, decodeGetRecordsInPlace, type DecodedGetRecords } from './get-records.js';
 import { deaggregate, isAggregated } from './kpl.js';
-import { startingPoint, type ReadFrom, type StartingPoint } from './starting-point.js';
+import { startingPoint, type ReadFrom, type StartingFacts, type StartingPoint } from './starting-point.js';
 
 /**
  * Kinesis allows 5 GetRecords calls per second per shard, counted where they arrive. Spacing calls
@@ -62,25 +65,58 @@ export function createKinesisClient(config: KinesisSourceConfig): KinesisClient 
   return client;
 }
 
+/** How a shard's reading began, as its ended lease records it (children of a LATEST-skipped parent honour LATEST too). */
+function startLabel(start: ReadFrom): string {
+  if (start === 'skip') return 'skip';
+  return start.type === 'AT_TIMESTAMP' ? `AT_TIMESTAMP:${start.timestamp.getTime()}` : start.type;
+}
+
+/** What an ended parent's lease says of how it was read, as the starting-point rules ask it. */
+function parentFacts(view: LeaseView): Pick<StartingFacts, 'checkpoint' | 'readFrom'> & { leased: Map<string, Lease> } {
+  const leased = new Map(view.leases.map((l) => [l.shardId, l]));
+  return {
+    leased,
+    checkpoint: (shardId) => {
+      const lease = leased.get(shardId);
+      if (lease?.state !== 'ended' || lease.startedFrom === 'skip' || lease.startedFrom?.startsWith('AT_TIMESTAMP:')) return undefined;
+      return SHARD_END;
+    },
+    readFrom: (shardId) => {
+      const from = leased.get(shardId)?.startedFrom;
+      if (from === 'skip') return 'skip';
+      if (from?.startsWith('AT_TIMESTAMP:')) return { type: 'AT_TIMESTAMP', timestamp: new Date(Number(from.slice('AT_TIMESTAMP:'.length))) };
+      return undefined;
+    },
+  };
+}
+
 /**
- * Reads every shard of a Kinesis stream: a reader per shard, parents read to their end before
- * their children start, new shards picked up by a periodic ListShards. Where each shard starts:
+ * Reads the shards of a Kinesis stream this worker holds leases for: a reader per lease, new shards
+ * given leases by a periodic ListShards, children leased only once their parents ended (so across
+ * workers a parent's records come first). Leases: src/leases/. Where a shard starts:
  * starting-point.ts.
  */
-export class KinesisSource implements Source {
+export class KinesisSource implements Source, LeaseHolder {
   readonly identity: string;
   private readonly client: KinesisClient;
+  private readonly table: LeaseTable;
   private checkpointer: Checkpointer | undefined;
-  /** Where this run began reading each shard. */
-  private readonly readFrom = new Map<string, ReadFrom>();
+  private coordinator: LeaseCoordinator | undefined;
+  private origin: Origin | undefined;
+  private sink: RecordSink | undefined;
   private readonly stopping = new AbortController();
   private readonly readers = new Map<string, Promise<void>>();
   /** The shards of the latest listing. */
   private known = new Map<string, Shard>();
-  /** The last sequence number read per shard, so a reader restarted after an error resumes there. */
-  private readonly lastRead = new Map<string, string>();
   /** Per shard, as of its last read: how old its newest record was, and how far behind the tip it is. */
   private readonly lag = new Map<string, { iteratorAgeMs: number; millisBehindLatest: number }>();
+  /**
+   * Records read under a lease that was lost or handed over before they reached an end: the next
+   * owner reads them again (default mode is at-least-once; this bounds and counts the duplicates).
+   */
+  recordsInFlightAtLeaseLoss = 0;
+  /** Checkpoint writes the lease script refused (a stale epoch). */
+  fencedWritesRefused = 0;
 
   constructor(
     private readonly config: KinesisSourceConfig,
@@ -89,6 +125,7 @@ export class KinesisSource implements Source {
   ) {
     this.identity = kinesisIdentity(config);
     this.client = client ?? createKinesisClient(config);
+    this.table = new LeaseTable(context.redis, context.deliveryStreamName, this.identity);
     // Every shard reader's sleeps and SDK calls listen on this one signal.
     setMaxListeners(0, this.stopping.signal);
   }
@@ -111,44 +148,74 @@ export class KinesisSource implements Source {
     return this.checkpointer?.outstandingSegments ?? 0;
   }
 
+  get leaseStats(): LeaseStats | undefined {
+    return this.coordinator?.stats;
+  }
+
   status(): Readonly<Record<string, unknown>> {
     return {
       source: this.identity,
+      workerId: this.context.workerId,
       activeShards: this.activeShards.length,
       maxIteratorAgeMs: this.maxIteratorAgeMs,
       shards: this.shardStatus(),
+      leases: { ...this.coordinator?.stats, recordsInFlightAtLeaseLoss: this.recordsInFlightAtLeaseLoss, fencedWritesRefused: this.fencedWritesRefused },
     };
   }
 
-  /** Per shard: its lag as of its last read, and its checkpoint as it stands in memory. */
-  private shardStatus(): Record<string, { iteratorAgeMs: number; millisBehindLatest: number; checkpoint: string | undefined }> {
+  /** Per shard this worker holds: its lease epoch, its lag as of its last read, and its checkpoint in memory. */
+  private shardStatus(): Record<string, { epoch: number; iteratorAgeMs: number; millisBehindLatest: number; checkpoint: string | undefined }> {
     const checkpoints = this.checkpointer?.current() ?? {};
-    const out: Record<string, { iteratorAgeMs: number; millisBehindLatest: number; checkpoint: string | undefined }> = {};
-    for (const [id, lag] of this.lag) out[id] = { ...lag, checkpoint: checkpoints[id] };
+    const out: Record<string, { epoch: number; iteratorAgeMs: number; millisBehindLatest: number; checkpoint: string | undefined }> = {};
+    for (const lease of this.coordinator?.leases ?? []) {
+      const lag = this.lag.get(lease.shardId) ?? { iteratorAgeMs: 0, millisBehindLatest: 0 };
+      out[lease.shardId] = { epoch: lease.epoch, ...lag, checkpoint: checkpoints[lease.shardId] };
+    }
     return out;
   }
 
   async run(sink: RecordSink): Promise<void> {
     const signal = this.stopping.signal;
+    this.sink = sink;
+    const { log, workerId, leaseDurationMs, checkpointIntervalMs } = this.context;
     try {
-      this.checkpointer = await this.loadCheckpoints(signal);
+      this.origin = await this.prepare(signal);
     } catch (err) {
       if (signal.aborted) return;
       throw err;
     }
-    this.checkpointer.start(this.context.checkpointIntervalMs);
+    const coordinator = new LeaseCoordinator(this.table, workerId, leaseDurationMs, this, log);
+    this.coordinator = coordinator;
+    const writer: CheckpointWriter = {
+      write: (entries) =>
+        this.table.checkpoint(
+          workerId,
+          entries.map((e) => ({ ...e, sortKey: e.position === SHARD_END ? '' : sequenceOrder.sortKey(e.position) })),
+        ),
+    };
+    this.checkpointer = new Checkpointer(writer, log, {
+      refused: (shardId) => {
+        this.fencedWritesRefused++;
+        const lease = coordinator.leases.find((l) => l.shardId === shardId);
+        if (lease) coordinator.markLost(lease, 'a checkpoint write was refused');
+      },
+      ended: (shardId) => coordinator.finish(shardId),
+    });
+    this.checkpointer.start(checkpointIntervalMs);
     while (!signal.aborted) {
       try {
-        await this.discoverShards(sink);
+        await this.discoverShards();
+        // Leases exist for every listed shard before any is taken.
+        coordinator.start();
       } catch (err) {
         if (signal.aborted) break;
         if (awsErrorName(err) === 'ResourceNotFoundException') {
-          this.context.log.error(`Kinesis stream ${JSON.stringify(this.config.streamName)} not found; will look again`, {
+          log.error(`Kinesis stream ${JSON.stringify(this.config.streamName)} not found; will look again`, {
             region: this.config.region,
             endpoint: this.config.endpoint,
           });
         } else {
-          this.context.log.warn('listing shards failed; will retry', { stream: this.config.streamName, error: err });
+          log.warn('listing shards failed; will retry', { stream: this.config.streamName, error: err });
         }
       }
       await sleep(this.config.shardDiscoveryIntervalInSeconds * 1000, signal);
@@ -156,25 +223,32 @@ export class KinesisSource implements Source {
     await Promise.all(this.readers.values());
   }
 
+  /** Stops reading; the leases stay held (renewed) until close(), while what was read is delivered. */
   stop(): void {
     this.stopping.abort();
+    this.coordinator?.stopTaking();
   }
 
+  /** The final checkpoint, then every lease released so the other workers take the shards at once. */
   async close(): Promise<boolean> {
     const committed = (await this.checkpointer?.stop()) ?? true;
+    await this.coordinator?.close();
     this.client.destroy();
     return committed;
   }
 
-  /** Waits for Redis rather than starting without checkpoints (which would re-read from the starting position). */
-  private async loadCheckpoints(signal: AbortSignal): Promise<Checkpointer> {
+  /**
+   * Checkpoints written before leases or by an earlier source are adopted, and the delivery
+   * stream's first start recorded. Waits for Redis rather than starting without them (which would
+   * re-read from the starting position).
+   */
+  private async prepare(signal: AbortSignal): Promise<Origin> {
     const { redis, deliveryStreamName, log } = this.context;
     const store = new RedisCheckpointStore(redis, deliveryStreamName, this.identity, sequenceOrder, log);
     for (let attempt = 1; ; attempt++) {
       try {
-        const stored = await store.load();
-        const origin = await store.claimOrigin(Date.now());
-        return new Checkpointer(store, stored, origin, log);
+        await store.load();
+        return await store.claimOrigin(Date.now());
       } catch (err) {
         if (signal.aborted) throw err;
         log.warn('cannot read checkpoints from Redis yet; retrying', { attempt, error: err });
@@ -183,13 +257,13 @@ export class KinesisSource implements Source {
     }
   }
 
-  private async listShards(): Promise<Shard[]> {
+  private async listShards(signal: AbortSignal = this.stopping.signal): Promise<Shard[]> {
     const shards: Shard[] = [];
     let nextToken: string | undefined;
     do {
       const page = await this.client.send(
         new ListShardsCommand(nextToken ? { NextToken: nextToken } : { StreamName: this.config.streamName }),
-        { abortSignal: this.stopping.signal },
+        { abortSignal: signal },
       );
       shards.push(...(page.Shards ?? []));
       nextToken = page.NextToken;
@@ -197,66 +271,85 @@ export class KinesisSource implements Source {
     return shards;
   }
 
-  private async discoverShards(sink: RecordSink): Promise<void> {
-    const checkpointer = this.checkpointer!;
-    // Shard ids grow with creation: parents are placed before their children.
-    const shards = (await this.listShards()).sort((x, y) => (x.ShardId! < y.ShardId! ? -1 : 1));
+  private async discoverShards(): Promise<void> {
+    const shards = await this.listShards();
     this.known = new Map(shards.map((shard) => [shard.ShardId!, shard]));
-    for (const shard of shards) {
-      const id = shard.ShardId!;
-      if (this.readers.has(id) || checkpointer.isShardReadToEnd(id)) continue;
-      const resume = this.lastRead.get(id);
-      const start: ReadFrom = resume
-        ? { type: 'AFTER_SEQUENCE_NUMBER', sequenceNumber: resume }
-        : startingPoint(
-            { shardId: id, parents: parentsOf(shard), closed: !!shard.SequenceNumberRange?.EndingSequenceNumber },
-            {
-              startingPosition: this.config.startingPosition,
-              startingTimestamp: this.config.startingTimestamp,
-              origin: checkpointer.origin,
-              checkpoint: (shardId) => checkpointer.storedCheckpoint(shardId),
-              readFrom: (shardId) => this.readFrom.get(shardId),
-            },
-          );
-      if (!this.readFrom.has(id)) this.readFrom.set(id, start);
-      if (start === 'skip') {
-        checkpointer.progressFor(id).markReadToEnd();
-        continue;
-      }
-      this.context.log.info('reading shard', { shardId: id, from: start.type });
-      const reader = this.readShard(shard, start, sink).catch((err: unknown) => {
-        this.context.log.error('shard reader stopped', { shardId: id, error: err });
-        this.readers.delete(id); // picked up again at the next discovery
-      });
-      this.readers.set(id, reader);
-    }
+    await this.table.create(shards.map((shard) => ({ id: shard.ShardId!, parents: parentsOf(shard) })));
   }
 
-  /**
-   * Children start once their parents were read to their end (or aged out of the stream). Waiting
-   * for the parents' records to be delivered too would stall a split by up to the buffer interval;
-   * the parents' records are already in the buffer ahead of the children's, so order holds, and a
-   * parent is checkpointed SHARD_END only once all its records reached an end.
-   */
-  private async waitForParents(shard: Shard): Promise<void> {
-    const parents = parentsOf(shard);
-    const signal = this.stopping.signal;
-    while (!signal.aborted) {
-      const pending = parents.filter((p) => this.known.has(p) && !this.checkpointer!.isShardReadToEnd(p));
-      if (pending.length === 0) return;
-      await sleep(250, signal);
+  // LeaseHolder: what the coordinator tells this source.
+
+  acquired(lease: HeldLease, checkpoint: string | undefined, view: LeaseView): void {
+    if (this.stopping.signal.aborted || !this.checkpointer || !this.origin) return;
+    const shardId = lease.shardId;
+    const progress = this.checkpointer.track(shardId, lease.epoch, checkpoint);
+    const shard = this.known.get(shardId);
+    const parents = shard ? parentsOf(shard) : [...(view.leases.find((l) => l.shardId === shardId)?.parents ?? [])];
+    const facts = parentFacts(view);
+    const start = startingPoint(
+      { shardId, parents: parents.filter((p) => facts.leased.has(p)), closed: !!shard?.SequenceNumberRange?.EndingSequenceNumber },
+      {
+        startingPosition: this.config.startingPosition,
+        startingTimestamp: this.config.startingTimestamp,
+        origin: this.origin,
+        checkpoint: (id) => (id === shardId ? checkpoint : facts.checkpoint(id)),
+        readFrom: (id) => facts.readFrom(id),
+      },
+    );
+    if (start === 'skip') {
+      this.checkpointer.endWith(shardId, { from: 'skip', children: [] });
+      progress.markReadToEnd();
+      return;
     }
+    this.context.log.info('reading shard', { shardId, from: start.type, epoch: lease.epoch });
+    const reader = this.readShard(lease, progress, start).catch((err: unknown) => {
+      this.context.log.error('shard reader stopped', { shardId, error: err });
+    });
+    this.readers.set(shardId, reader);
+    void reader.finally(() => {
+      if (this.readers.get(shardId) === reader) this.readers.delete(shardId);
+    });
   }
 
-  private async readShard(shard: Shard, start: StartingPoint, sink: RecordSink): Promise<void> {
-    const shardId = shard.ShardId!;
-    const signal = this.stopping.signal;
+  lost(lease: HeldLease, _why: string): void {
+    const progress = this.checkpointer?.progress(lease.shardId);
+    if (progress) this.recordsInFlightAtLeaseLoss += progress.outstandingRecords;
+    this.checkpointer?.forget(lease.shardId);
+  }
+
+  handOffRequested(lease: HeldLease, to: string): void {
+    void this.handOver(lease, to).catch((err: unknown) => this.context.log.warn('hand-off failed; the asker takes the lease when it is overdue', { shardId: lease.shardId, error: err }));
+  }
+
+  /** Cooperative hand-off: stop reading, deliver what is held of the shard, checkpoint it, then hand the lease over. */
+  private async handOver(lease: HeldLease, to: string): Promise<void> {
+    const { shardId } = lease;
+    const { log, leaseDurationMs } = this.context;
+    log.info('handing a lease over', { shardId, to });
+    lease.abort.abort();
+    await this.readers.get(shardId);
+    const progress = this.checkpointer?.progress(shardId);
+    if (progress && progress.outstandingSegments > 0) {
+      this.sink?.flush('hand-off');
+      // Within most of a lease duration, or the asker forces the take.
+      const deadline = performance.now() + leaseDurationMs * 0.75;
+      while (progress.outstandingSegments > 0 && !lease.lost && performance.now() < deadline) await sleep(50);
+    }
+    await this.checkpointer?.flush();
+    if (lease.lost) return;
+    if (progress) this.recordsInFlightAtLeaseLoss += progress.outstandingRecords;
+    this.checkpointer?.forget(shardId);
+    await this.coordinator?.completeHandOff(lease);
+  }
+
+  private async readShard(lease: HeldLease, progress: ShardProgress, start: StartingPoint): Promise<void> {
+    const shardId = lease.shardId;
+    const signal = AbortSignal.any([this.stopping.signal, lease.abort.signal]);
     const { budget, log } = this.context;
-    const checkpointer = this.checkpointer!;
-    await this.waitForParents(shard);
-    if (signal.aborted) return;
-    const progress = checkpointer.progressFor(shardId);
-    let iterator = await this.shardIterator(shardId, start);
+    const sink = this.sink!;
+    let lastRead: string | undefined;
+    const resumeFrom = (): StartingPoint => (lastRead ? { type: 'AFTER_SEQUENCE_NUMBER', sequenceNumber: lastRead } : start);
+    let iterator = await this.shardIterator(shardId, start, signal);
     let lastCall = 0;
     let failures = 0;
     // A response is reserved before it is asked for. Kinesis never answers more than 10 MiB; with a
@@ -267,6 +360,12 @@ export class KinesisSource implements Source {
     const limitFor = () => (reservation >= MAX_RESPONSE_BYTES ? this.config.readLimit : Math.max(1, Math.min(this.config.readLimit, Math.floor(reservation / largestRecord))));
 
     while (!signal.aborted && iterator) {
+      if (!lease.valid) {
+        if (!(await lease.whenValid(signal))) break;
+        // What was read while the lease could not be known is dropped: read it again.
+        iterator = await this.shardIterator(shardId, resumeFrom(), signal);
+        if (!iterator) break;
+      }
       const wait = lastCall + MIN_MS_BETWEEN_READS - Date.now();
       if (wait > 0) await sleep(wait, signal);
       if (signal.aborted || !(await budget.reserve(reservation, signal))) break;
@@ -283,8 +382,7 @@ export class KinesisSource implements Source {
         const name = awsErrorName(err);
         if (name === 'ExpiredIteratorException') {
           log.info('shard iterator expired; renewing', { shardId });
-          const lastRead = this.lastRead.get(shardId);
-          iterator = await this.shardIterator(shardId, lastRead ? { type: 'AFTER_SEQUENCE_NUMBER', sequenceNumber: lastRead } : start);
+          iterator = await this.shardIterator(shardId, resumeFrom(), signal);
           continue;
         }
         failures++;
@@ -297,6 +395,11 @@ export class KinesisSource implements Source {
 
       // The records take their own bytes from the budget as the pipeline accepts them.
       budget.give(reservation);
+      if (signal.aborted) break;
+      // Read while this worker could not know its lease was still its own (paused past it): never
+      // handed on. Reading resumes after the last record handed on once a renewal proves the lease
+      // (or the lease's next owner reads them).
+      if (!lease.valid) continue;
       const count = response.data.length;
       const lag = this.lag.get(shardId) ?? { iteratorAgeMs: 0, millisBehindLatest: 0 };
       lag.millisBehindLatest = response.millisBehindLatest ?? 0;
@@ -304,7 +407,7 @@ export class KinesisSource implements Source {
       this.lag.set(shardId, lag);
       if (count > 0) {
         const { batch } = toSourceRecords(response, shardId, progress, log);
-        this.lastRead.set(shardId, response.sequenceNumbers[count - 1]!);
+        lastRead = response.sequenceNumbers[count - 1]!;
         if (lag.iteratorAgeMs > this.maxIteratorAgeMs) this.maxIteratorAgeMs = lag.iteratorAgeMs;
         if (reservation < MAX_RESPONSE_BYTES) {
           if (largestRecord === MAX_RECORD_BYTES) largestRecord = 1;
@@ -315,7 +418,11 @@ export class KinesisSource implements Source {
       iterator = response.nextShardIterator;
       if (!iterator) {
         log.info('shard read to its end', { shardId });
+        this.checkpointer!.endWith(shardId, { from: startLabel(start), children: await this.childrenOf(shardId) });
         progress.markReadToEnd();
+        // Children are leased once the parent's end is checkpointed, which waits for its records'
+        // delivery: seal the buffers now rather than hold the children back a whole interval.
+        sink.flush('shard-end');
         break;
       }
       // Kinesis can answer empty while the shard still has records further on: only idle at the tip.
@@ -323,7 +430,22 @@ export class KinesisSource implements Source {
     }
   }
 
-  private async shardIterator(shardId: string, start: StartingPoint): Promise<string | undefined> {
+  /** A closed shard's children, from a fresh listing (kinesalite sends no ChildShards), whose leases its end creates. */
+  private async childrenOf(shardId: string): Promise<{ id: string; parents: string[] }[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.discoverShards();
+        break;
+      } catch (err) {
+        if (this.stopping.signal.aborted) break;
+        this.context.log.warn('listing shards for the children of a closed shard failed; retrying', { shardId, error: err });
+        await sleep(backoff(attempt, 250, 10_000), this.stopping.signal);
+      }
+    }
+    return [...this.known.values()].filter((s) => parentsOf(s).includes(shardId)).map((s) => ({ id: s.ShardId!, parents: parentsOf(s) }));
+  }
+
+  private async shardIterator(shardId: string, start: StartingPoint, signal: AbortSignal): Promise<string | undefined> {
     const input: GetShardIteratorCommandInput = {
       StreamName: this.config.streamName,
       ShardId: shardId,
@@ -331,7 +453,6 @@ export class KinesisSource implements Source {
     };
     if (start.type === 'AFTER_SEQUENCE_NUMBER') input.StartingSequenceNumber = start.sequenceNumber;
     if (start.type === 'AT_TIMESTAMP') input.Timestamp = start.timestamp;
-    const signal = this.stopping.signal;
     for (let attempt = 1; !signal.aborted; attempt++) {
       try {
         const out = await this.client.send(new GetShardIteratorCommand(input), { abortSignal: signal });
