@@ -133,6 +133,15 @@ export async function startAdmin(target: AdminTarget, requestedHost: string, por
     metric('firehose_buffered_bytes', 'budget bytes the open buffers hold (compressed once a chunk is compressed)', (s) => s.buffers.bytes);
     metric('firehose_active_partitions', 'partitions holding records (PartitionCount)', (s) => s.buffers.partitions);
     metric('firehose_iterator_age_max_seconds', 'largest GetRecords iterator age since start', (s) => numberFrom(s.source.status(), 'maxIteratorAgeMs') / 1000);
+    // The fleet: this worker's side of the shard leases (sources without leases report 0).
+    const lease = (s: DeliveryStream, key: string) => numberFrom((s.source.status().leases ?? {}) as Record<string, unknown>, key);
+    metric('firehose_leases_held', 'shard leases this worker holds', (s) => Object.keys((s.source.status().shards ?? {}) as object).length);
+    metric('firehose_lease_takes_total', 'leases this worker took (free, expired or overdue hand-offs)', (s) => lease(s, 'taken'));
+    metric('firehose_lease_forced_takes_total', 'leases taken because their owner did not hand them over within a lease duration', (s) => lease(s, 'forcedTakes'));
+    metric('firehose_lease_hand_offs_total', 'leases this worker handed over after checkpointing what it held of the shard', (s) => lease(s, 'handedOff'));
+    metric('firehose_lease_losses_total', 'leases this worker found taken by another (it stopped reading those shards)', (s) => lease(s, 'lost'));
+    metric('firehose_lease_fenced_writes_refused_total', 'checkpoint writes refused because their lease epoch was stale', (s) => lease(s, 'fencedWritesRefused'));
+    metric('firehose_lease_records_in_flight_at_loss_total', 'records not yet at an end when their lease moved: the next owner reads them again (possible duplicates)', (s) => lease(s, 'recordsInFlightAtLeaseLoss'));
     // Per shard, as of its last read: these go down again once a shard catches up.
     const perShard = (name: string, help: string, value: (lag: ShardLag) => number) => {
       lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);

@@ -150,6 +150,37 @@ describe('a fleet of workers shares a stream through leases in Redis', () => {
     }, 30_000, 'the fourth worker\'s share');
     expect(w4.stderr()).toMatch(/asked for a lease to balance the fleet/);
 
+    // `firehose leases` shows it as Redis has it, for people and (--json) for scripts.
+    const cli = firehose(['leases', '--config', path, '--json']);
+    expect((await cli.exited).code).toBe(0);
+    const listed = JSON.parse(cli.stdout()) as LeaseRow[];
+    expect(listed).toHaveLength(8);
+    for (const row of listed) {
+      expect(Object.keys(row).sort()).toEqual(['checkpoint', 'deliveryStream', 'epoch', 'expiresAt', 'owner', 'parents', 'shardId', 'state']);
+      expect(row).toMatchObject({ deliveryStream: 'fleet', state: 'open', parents: [] });
+      expect(row.owner).toMatch(/^w[1-4]$/);
+      expect(row.owner).not.toBe(victim);
+      expect(row.epoch).toBeGreaterThanOrEqual(1);
+    }
+    const human = firehose(['leases', '--config', path]);
+    expect((await human.exited).code).toBe(0);
+    expect(human.stdout().split('\n')[0]).toMatch(/^DELIVERY STREAM\s+SHARD\s+OWNER\s+EPOCH\s+STATE\s+EXPIRES IN\s+PARENTS\s+CHECKPOINT$/);
+    expect(human.stdout()).toContain('shardId-000000000007');
+
+    // SIGTERM one: after its final checkpoint it hands its leases back, and the others take them within a renewal.
+    const leaving = counts(await readLeases(config, peers.redisClient));
+    const quitter = ['w2', 'w3', 'w4'].find((id) => leaving.get(id) === 3)!;
+    const quitting = [...w, w4][Number(quitter.slice(1)) - 1]!;
+    quitting.child.kill('SIGTERM');
+    expect((await quitting.exited).code).toBe(0);
+    const exitedAt = Date.now();
+    await waitFor(async () => {
+      const c = counts(await readLeases(config, peers.redisClient));
+      return !c.has(quitter) && !c.has('(none)') && [...c.values()].sort().join('/') === '4/4';
+    }, 4 * LEASE_MS, 'the stopped worker\'s shards taken');
+    const pickedUpMs = Date.now() - exitedAt;
+    expect(pickedUpMs).toBeLessThanOrEqual(RENEWAL_MS * 1.1 + 400);
+
     await new Promise((r) => setTimeout(r, 1_000));
     await producer.stop();
     await new Promise((r) => setTimeout(r, 2_000)); // the last records read
@@ -170,7 +201,7 @@ describe('a fleet of workers shares a stream through leases in Redis', () => {
     expect(producer.put.filter((id) => !seen.has(id))).toEqual([]);
     // At-least-once: the kill repeats what the killed worker had read past its last checkpoint, nothing else.
     const duplicates = delivered.length - seen.size;
-    console.log(`fleet: ${producer.put.length} records, ${duplicates} delivered twice (the SIGKILL), balanced in ${balancedAfter} ms, takeover in ${takeoverMs} ms`);
+    console.log(`fleet: ${producer.put.length} records, ${duplicates} delivered twice (the SIGKILL), balanced in ${balancedAfter} ms, takeover after SIGKILL ${takeoverMs} ms, after SIGTERM ${pickedUpMs} ms`);
   });
 
   it('a worker SIGSTOPped past its lease wakes to find its shards taken: it reads nothing more of them, and no checkpoint moves backwards', async () => {

@@ -143,6 +143,9 @@ describe('HTTP endpoint destination (Firehose HTTP endpoint delivery specificati
     expect(metrics).toContain(`firehose_dead_letter_records_total{delivery_stream="parked"} ${parkedNow}`);
     expect(metrics).toMatch(/^firehose_kinesis_iterator_age_seconds\{delivery_stream="parked",shard="shardId-\d+"\} [\d.]+$/m);
     expect(metrics).toMatch(/^firehose_budget_held_bytes \d+$/m);
+    // One worker alone holds both shards' leases.
+    expect(metrics).toContain('firehose_leases_held{delivery_stream="parked"} 2');
+    expect(metrics).toContain('firehose_lease_takes_total{delivery_stream="parked"} 2');
     if (hasPromtool()) {
       const lint = spawnSync('promtool', ['check', 'metrics'], { input: metrics, encoding: 'utf8' });
       expect(lint.stdout + lint.stderr).toBe('');
