@@ -278,4 +278,37 @@ describe('a fleet of workers shares a stream through leases in Redis', () => {
     const seen = new Set([...byW1, ...byW2]);
     expect(producer.put.filter((id) => !seen.has(id))).toEqual([]);
   });
+
+  it('16 shards over 4 workers stay balanced for a minute with no lease moves; Redis commands per delivered MB reported', async () => {
+    const { path, config } = await writeConfig('steady', 16);
+    const producer = new Producer(peers, 'steady');
+    producers.push(producer);
+    producer.start(100, 100);
+    for (const id of ['w1', 'w2', 'w3', 'w4']) start(path, id);
+    const even = async () => [...counts(await readLeases(config, peers.redisClient)).values()].join('/') === '4/4/4/4';
+    await waitFor(even, 30_000, '4/4/4/4');
+    await new Promise((r) => setTimeout(r, 2 * LEASE_MS)); // hand-offs adopted
+    const epochs = async () => (await readLeases(config, peers.redisClient)).reduce((sum, r) => sum + r.epoch, 0);
+    const commands = async () => Number(/total_commands_processed:(\d+)/.exec(await peers.redisClient.info('stats'))![1]);
+    const startEpochs = await epochs();
+    const startCommands = await commands();
+    const objectsBefore = new Set((await readObjects(peers.s3Client, BUCKET, 'steady/')).map((o) => o.key));
+    const startedAt = Date.now();
+    let unbalanced = 0;
+    while (Date.now() - startedAt < 60_000) {
+      await new Promise((r) => setTimeout(r, 1_000));
+      if (!(await even())) unbalanced++;
+    }
+    const moves = (await epochs()) - startEpochs;
+    const redisCommands = (await commands()) - startCommands - 60 * 3; // less this test's own polling
+    await producer.stop();
+    const delivered = (await readObjects(peers.s3Client, BUCKET, 'steady/')).filter((o) => !objectsBefore.has(o.key)).reduce((n, o) => n + o.body.length, 0);
+    for (const w of workers) w.child.kill('SIGTERM');
+    for (const w of workers) expect((await w.exited).code).toBe(0);
+
+    expect(unbalanced).toBe(0);
+    expect(moves).toBe(0);
+    expect(delivered).toBeGreaterThan(5 * 1024 * 1024);
+    console.log(`steady: 16 shards / 4 workers, 60 s: ${moves} lease moves, ${redisCommands} Redis commands for ${(delivered / 1048576).toFixed(1)} MB delivered = ${Math.round(redisCommands / (delivered / 1048576))} commands per MB (${Math.round(redisCommands / 60)} per second for the fleet)`);
+  });
 });
