@@ -1,6 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import type { Acknowledgements } from './ack.js';
 import { ByteBudget } from './budget.js';
+import { failpoint } from './failpoints.js';
 import { BufferSet, type FlushReason, type SealedBatch } from './buffer.js';
 import type { Clock } from './clock.js';
 import { ParquetEncoder } from './conversion/encoder.js';
@@ -252,6 +253,7 @@ export class DeliveryStream implements RecordSink {
     const target = isErrorOutput ? (this.options.errorOutput ?? destination) : destination;
     // The error output is retried until written: it is where records end when all else failed.
     const policy: RetryPolicy = { durationMs: isErrorOutput ? undefined : pipeline.retry?.durationMs, ...DELIVERY_BACKOFF };
+    failpoint('before-upload');
     const outcome = await deliverWithRetries(target, batch, policy, {
       clock,
       signal: this.givingUp.signal,
@@ -262,6 +264,7 @@ export class DeliveryStream implements RecordSink {
       this.stats.recordsHeld += records;
       return;
     }
+    failpoint('after-upload');
     if (outcome.failures.length > 0) {
       const endedAt = clock.now();
       const errorOutputType = pipeline.retry?.errorOutputType ?? 'http-endpoint-failed';
