@@ -170,6 +170,12 @@ export class Checkpointer implements ProgressListener {
     if (tracked) tracked.ending = ending;
   }
 
+  /** The epoch a shard's progress was read under, while it is the tracked one (undefined: forgotten). */
+  epochOf(progress: ShardProgress): number | undefined {
+    const tracked = this.shards.get(progress.shardId);
+    return tracked?.progress === progress ? tracked.epoch : undefined;
+  }
+
   progress(shardId: string): ShardProgress | undefined {
     return this.shards.get(shardId)?.progress;
   }

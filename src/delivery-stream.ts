@@ -90,6 +90,7 @@ export class DeliveryStream implements RecordSink {
     // Error output lines end in "\n" themselves, and hold JSON whatever the destination holds.
     this.errors = new BufferSet({ ...pipeline.buffer, encoding: pipeline.errorOutputEncoding, appendNewlineDelimiter: false, maxRecords: undefined }, clock, 16, dispatch, undefined, undefined, this.budget);
     this.ends = new RecordEnds({
+      disowned: options.source.disowned?.bind(options.source),
       name: options.name,
       destinationKey: options.destinationKey ?? 'destination',
       errors: this.errors,

@@ -53,6 +53,11 @@ export interface Source {
    * what remains to commit. Resolves true when every position that reached an end is committed.
    */
   close(): Promise<boolean>;
+  /**
+   * Of these records, those read under a lease this worker no longer holds at the epoch they were
+   * read under: what they would still write (a DLQ park) is fenced off. Sources without leases omit it.
+   */
+  disowned?(records: readonly SourceRecord[]): Promise<ReadonlySet<SourceRecord>>;
   /** What the admin endpoint shows of it. */
   status(): Readonly<Record<string, unknown>>;
 }

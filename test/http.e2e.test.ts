@@ -7,6 +7,8 @@ import { firehose } from './helpers/cli.js';
 import { parseConfig } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
 import { startService } from '../src/service.js';
+import { redisKeys } from '../src/checkpoints.js';
+import { DeadLetterQueue, dlqConnection } from '../src/dlq.js';
 import { startReceiver } from './helpers/http-receiver.js';
 import { SequenceTracker, checkpoints, createStream, multiset, putAll, readObjects, suitePeers, waitFor, type Peers } from './helpers/harness.js';
 
@@ -182,5 +184,30 @@ describe('HTTP endpoint destination (Firehose HTTP endpoint delivery specificati
     expect(receiver.violations).toEqual([]);
     expect(await list()).toContain('parked: 0 dead letter(s)');
     await receiver.stop();
+  });
+
+  it('fenced: records read under a lease another worker took are not parked by this one (the new owner reads and parks them)', async () => {
+    const receiver = await startReceiver({ accessKey: 'secret-key-fenced', sourceArn: arn('fenced'), reply: () => ({ status: 503, body: { errorMessage: 'down' } }) });
+    await createStream(peers.kinesisClient, 'fenced', 1);
+    const service = await startService(parseConfig(yaml(peers, [{ name: 'fenced', url: receiver.url, retrySeconds: 1 }], true)), { log: silentLogger });
+    const stream = service.streams[0]!;
+    try {
+      await putAll(peers.kinesisClient, 'fenced', payloads('fenced', 300).map((data, i) => ({ data, partitionKey: `k${i}` })));
+      await waitFor(() => stream.stats.recordsRead === 300, 20_000, 'the records read');
+      // Another worker takes the shard's lease (what its take script writes: a new owner, the epoch raised).
+      const leases = redisKeys.leases('fenced', 'kinesis/us-east-1/fenced');
+      const lease = JSON.parse((await peers.redisClient.hget(leases, 'shardId-000000000000'))!) as { owner: string; epoch: number };
+      await peers.redisClient.hset(leases, 'shardId-000000000000', JSON.stringify({ ...lease, owner: 'another-worker', epoch: lease.epoch + 1 }));
+      stream.flush(); // delivery fails for the retry duration, then the batch would be parked
+      await waitFor(async () => Number((await (await fetch(`${service.adminUrl}/metrics`)).text()).match(/^firehose_lease_fenced_writes_refused_total\{[^}]*\} (\d+)$/m)?.[1] ?? 0) > 0, 20_000, 'the park fenced');
+      expect(stream.stats.recordsToDeadLetterQueue).toBe(0);
+      const dlqRedis = dlqConnection(peers.redis.url);
+      expect(await new DeadLetterQueue(dlqRedis, 'fenced', 16 * 1024 * 1024).count()).toBe(0);
+      dlqRedis.disconnect();
+      expect(await checkpoints(peers.redisClient, 'fenced')).toEqual({});
+    } finally {
+      await service.stop();
+      await receiver.stop();
+    }
   });
 });

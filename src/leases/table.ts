@@ -136,6 +136,17 @@ export class LeaseTable {
     return { now, leases, workers: live };
   }
 
+  /** The owner and epoch of each shard's lease, as stored now. */
+  async owners(shardIds: readonly string[]): Promise<Map<string, { owner: string | undefined; epoch: number }>> {
+    const out = new Map<string, { owner: string | undefined; epoch: number }>();
+    if (shardIds.length === 0) return out;
+    const raw = await this.redis.hmget(this.leasesKey, ...shardIds);
+    shardIds.forEach((id, i) => {
+      if (raw[i]) out.set(id, parseLease(id, raw[i]!));
+    });
+    return out;
+  }
+
   /** The checkpoints of the leased shards (for `firehose leases`). */
   async checkpoints(): Promise<Record<string, string>> {
     return this.redis.hgetall(this.checkpointsKey);

@@ -16,6 +16,8 @@ export interface RecordEndsOptions {
   readonly destinationKey: string;
   /** The error output's buffers. */
   readonly errors: BufferSet;
+  /** Of these records, those read under a lease this worker no longer holds (parking is fenced). */
+  readonly disowned?: ((records: readonly SourceRecord[]) => Promise<ReadonlySet<SourceRecord>>) | undefined;
   /** Where records that will not be delivered are parked; without it they go to the error output. */
   readonly deadLetters?: DeadLetterParking | undefined;
   /** Park records a transform failed in the DLQ rather than the error output. */
@@ -87,15 +89,17 @@ export class RecordEnds {
       }
       return true;
     }
-    const tooLarge = await this.park(failed, partitionKeys);
-    if (tooLarge === undefined) return false;
+    const parked = await this.park(failed, partitionKeys);
+    if (parked === undefined) return false;
+    const { tooLarge, disowned } = parked;
     for (const item of failed) {
-      if (tooLarge.has(item.record)) {
+      if (disowned.has(item.record)) acks.remove(item.record.segment);
+      else if (tooLarge.has(item.record)) {
         acks.remove(item.record.segment);
         this.toErrorOutput(item.record, item.failure, false);
       }
     }
-    this.backupCopies(failed.filter((f) => !tooLarge.has(f.record)));
+    this.backupCopies(failed.filter((f) => !tooLarge.has(f.record) && !disowned.has(f.record)));
     return true;
   }
 
@@ -130,15 +134,16 @@ export class RecordEnds {
         const batch = this.parkingQueue;
         this.parkingQueue = [];
         const work = (async () => {
-          const tooLarge = await this.park(batch, undefined);
-          if (tooLarge === undefined) {
+          const parked = await this.park(batch, undefined);
+          if (parked === undefined) {
             this.options.stats.recordsHeld += batch.length;
             return;
           }
           const acks = new Acknowledgements();
           let bytes = 0;
           for (const { record, failure } of batch) {
-            if (tooLarge.has(record)) this.toErrorOutput(record, failure, true);
+            if (parked.disowned.has(record)) bytes += record.data.length;
+            else if (parked.tooLarge.has(record)) this.toErrorOutput(record, failure, true);
             else {
               acks.add(record.segment);
               bytes += record.data.length;
@@ -163,12 +168,27 @@ export class RecordEnds {
   /**
    * Parks until Redis has them: while the queue is full or Redis is away, the positions stay
    * held, the byte budget fills and reading pauses. Resolves the records too large for the
-   * queue's bound (they go to the error output), or undefined if given up at shutdown.
+   * queue's bound (they go to the error output) and those read under a lease this worker no
+   * longer holds (fenced: not parked here, the lease's new owner reads and parks them), or
+   * undefined if given up at shutdown.
    */
-  private async park(failed: readonly FailedRecord[], partitionKeys: Readonly<Record<string, string>> | undefined): Promise<Set<SourceRecord> | undefined> {
+  private async park(failed: readonly FailedRecord[], partitionKeys: Readonly<Record<string, string>> | undefined): Promise<{ tooLarge: Set<SourceRecord>; disowned: ReadonlySet<SourceRecord> } | undefined> {
     const { deadLetters: dlq, clock, log, signal, name, destinationKey } = this.options;
+    let disowned: ReadonlySet<SourceRecord> = new Set();
+    for (let attempt = 1; this.options.disowned; attempt++) {
+      try {
+        disowned = await this.options.disowned(failed.map((f) => f.record));
+        break;
+      } catch (err) {
+        log.warn('cannot check the leases of records to park; retrying', { error: err });
+      }
+      if (signal.aborted) return undefined;
+      await clockSleep(clock, backoff(attempt, 1_000, 30_000), signal);
+      if (signal.aborted) return undefined;
+    }
+    if (disowned.size > 0) log.warn('not parking records read under a lease this worker lost; its new owner reads them again', { records: disowned.size });
     const byId = new Map<string, SourceRecord>();
-    let rest: readonly DeadLetter[] = failed.map(({ record, failure }) => {
+    let rest: readonly DeadLetter[] = failed.filter(({ record }) => !disowned.has(record)).map(({ record, failure }) => {
       const letter = DeadLetterQueue.letter(record, name, destinationKey, {
         errorOutputType: failure.errorOutputType,
         errorCode: failure.code,
@@ -197,6 +217,6 @@ export class RecordEnds {
       await clockSleep(clock, backoff(attempt, 1_000, 30_000), signal);
       if (signal.aborted) return undefined;
     }
-    return tooLarge;
+    return { tooLarge, disowned };
   }
 }

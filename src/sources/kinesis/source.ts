@@ -277,6 +277,24 @@ export class KinesisSource implements Source, LeaseHolder {
     await this.table.create(shards.map((shard) => ({ id: shard.ShardId!, parents: parentsOf(shard) })));
   }
 
+  async disowned(records: readonly SourceRecord[]): Promise<ReadonlySet<SourceRecord>> {
+    const out = new Set<SourceRecord>();
+    const epochs = new Map<ShardProgress, number | undefined>();
+    for (const record of records) {
+      const progress = record.segment.shard;
+      if (progress && !epochs.has(progress)) epochs.set(progress, this.checkpointer?.epochOf(progress));
+    }
+    const asStored = await this.table.owners([...new Set([...epochs.keys()].map((p) => p.shardId))]);
+    const held = new Set<ShardProgress>();
+    for (const [progress, epoch] of epochs) {
+      const lease = asStored.get(progress.shardId);
+      if (epoch !== undefined && lease?.owner === this.context.workerId && lease.epoch === epoch) held.add(progress);
+    }
+    for (const record of records) if (record.segment.shard && !held.has(record.segment.shard)) out.add(record);
+    if (out.size > 0) this.fencedWritesRefused++;
+    return out;
+  }
+
   // LeaseHolder: what the coordinator tells this source.
 
   acquired(lease: HeldLease, checkpoint: string | undefined, view: LeaseView): void {
