@@ -53,6 +53,8 @@ export interface ChaosReport {
   readonly leaseMovesPerMinute: number;
   readonly fencedWritesRefused: number;
   readonly worstMillisBehindLatest: number;
+  /** How old the newest record of a read was, at worst (kinesalite answers MillisBehindLatest 0 at the tip). */
+  readonly worstIteratorAgeMs: number;
   readonly faults: readonly string[];
   readonly durationSeconds: number;
 }
@@ -103,6 +105,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const faults: string[] = [];
   const takeovers: number[] = [];
   let worstBehind = 0;
+  let worstIteratorAge = 0;
   let kills = 0;
   let producing = true;
   let supervising = true;
@@ -187,6 +190,7 @@ deliveryStreams:
         try {
           const text = await (await fetch(`${w.adminUrl}/metrics`, { signal: AbortSignal.timeout(1_000) })).text();
           for (const m of text.matchAll(/^firehose_kinesis_behind_latest_seconds\{[^}]*\} ([\d.e+-]+)$/gm)) worstBehind = Math.max(worstBehind, Number(m[1]) * 1000);
+          for (const m of text.matchAll(/^firehose_kinesis_iterator_age_seconds\{[^}]*\} ([\d.e+-]+)$/gm)) worstIteratorAge = Math.max(worstIteratorAge, Number(m[1]) * 1000);
         } catch {
           // stopped or paused: nothing to read now
         }
@@ -360,6 +364,7 @@ deliveryStreams:
     leaseMovesPerMinute: Math.round(((epochs - rows.filter((r) => r.epoch > 0).length) / minutes) * 10) / 10,
     fencedWritesRefused: workers.reduce((n, w) => n + w.fencedRefusals, 0),
     worstMillisBehindLatest: Math.round(worstBehind),
+    worstIteratorAgeMs: Math.round(worstIteratorAge),
     faults,
     durationSeconds: Math.round((Date.now() - began) / 1000),
   };
@@ -402,6 +407,7 @@ export function formatReport(r: ChaosReport): string {
     ['lease moves per minute', String(r.leaseMovesPerMinute), '—'],
     ['fenced writes refused', String(r.fencedWritesRefused), '—'],
     ['worst MillisBehindLatest', `${r.worstMillisBehindLatest} ms`, '—'],
+    ['worst iterator age (as the workers report it)', `${r.worstIteratorAgeMs} ms`, '—'],
   ];
   return [`chaos run, ${r.mode}, ${r.durationSeconds} s`, '| figure | result | must be |', '|---|---|---|', ...rows.map(([a, b, c]) => `| ${a} | ${b} | ${c} |`), '', 'faults:', ...r.faults.map((f) => `- ${f}`)].join('\n');
 }
@@ -423,7 +429,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     leaseDurationInSeconds: 4,
     kills: 10,
     s3OutageMs: 30_000,
-    failpoints: 'before-upload:0.01,after-upload:0.01',
+    failpoints: 'before-upload:0.03,after-upload:0.03',
     log: (line) => process.stderr.write(line + '\n'),
   });
   process.stdout.write(formatReport(report) + '\n');
