@@ -168,10 +168,10 @@ deliveryStreams:
     worker.exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
     void worker.exited.then(async () => {
       // A crash the run did not make (a failpoint): restart it, as an init system would.
-      if (worker.intended || !supervising) return;
+      if (worker.intended || !supervising || !workers.includes(worker)) return;
       faults.push(`${id} crashed (failpoint); restarted`);
       await sleep(500);
-      if (supervising) replace(worker, spawnWorker(id));
+      if (supervising && workers.includes(worker)) replace(worker, spawnWorker(id));
     });
     return worker;
   };

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { Acknowledgements } from './ack.js';
+import { Acknowledgements, type ShardProgress } from './ack.js';
 import type { ByteBudget } from './budget.js';
 import type { Clock, TimerHandle } from './clock.js';
 import type { Encoding } from './codecs.js';
 import type { BufferSettings } from './pipeline-settings.js';
 import { BytesEncoder, DEFAULT_CHUNK_BYTES, type Encoder } from './encoder.js';
-import type { SourceRecord } from './records.js';
+import type { ShardRange, SourceRecord } from './records.js';
 
 /** Makes the encoder of one buffer fill; it may move positions out of `acks` (conversion failures). */
 export type EncoderFactory = (acks: Acknowledgements, holding: Holding) => Encoder;
@@ -48,7 +48,7 @@ export class Holding {
   }
 }
 
-export type FlushReason = 'size' | 'interval' | 'shutdown' | 'partition-limit' | 'backpressure' | 'hand-off' | 'shard-end';
+export type FlushReason = 'size' | 'interval' | 'shutdown' | 'partition-limit' | 'backpressure' | 'hand-off' | 'shard-end' | 're-formation';
 
 /** Where a buffer's objects go: its partition, or the error output of one type. */
 export interface BufferTags {
@@ -71,6 +71,13 @@ export interface SealedBatch {
   readonly tags: BufferTags;
   /** The records themselves, when the encoder keeps them (record-oriented destinations). */
   readonly heldRecords?: readonly SourceRecord[];
+  /** Per-shard buffers (exactly-once): the exact positions of its first and last record. */
+  readonly range?: BatchRange;
+}
+
+/** A per-shard batch's range, with the shard's progress the records were read under (one lease, one epoch). */
+export interface BatchRange extends ShardRange {
+  readonly progress: ShardProgress | undefined;
 }
 
 /**
@@ -86,6 +93,8 @@ export class RecordBuffer {
   private records = 0;
   private rawBytes = 0;
   private oldestArrival = Infinity;
+  private first: SourceRecord | undefined;
+  private last: SourceRecord | undefined;
   private timer: TimerHandle | undefined;
   private readonly delimiterBytes: number;
   private readonly createEncoder: EncoderFactory;
@@ -116,8 +125,14 @@ export class RecordBuffer {
 
   append(record: SourceRecord): void {
     const size = record.data.length + this.delimiterBytes;
-    if (this.records > 0 && this.rawBytes + size > this.settings.sizeBytes) this.seal('size');
+    // Per shard, a size cut falls only where a Kinesis record begins: a batch ends on a whole sequence number.
+    const mayCut = !this.settings.perShard || record.subSequenceNumber === 0;
+    if (this.records > 0 && this.rawBytes + size > this.settings.sizeBytes && mayCut) this.seal('size');
     if (this.records === 0) this.open();
+    if (this.settings.perShard) {
+      this.first ??= record;
+      this.last = record;
+    }
     this.acks.add(record.segment);
     this.holding.adopt(record.data.length);
     if (this.delimiterBytes) this.holding.take(this.delimiterBytes);
@@ -125,7 +140,7 @@ export class RecordBuffer {
     this.records++;
     this.rawBytes += size;
     if (record.approximateArrivalTimestamp < this.oldestArrival) this.oldestArrival = record.approximateArrivalTimestamp;
-    if (this.rawBytes >= this.settings.sizeBytes || this.records === this.settings.maxRecords) this.seal('size');
+    if (!this.settings.perShard && (this.rawBytes >= this.settings.sizeBytes || this.records === this.settings.maxRecords)) this.seal('size');
   }
 
   /** When the first record now buffered arrived (Infinity when empty). */
@@ -161,7 +176,19 @@ export class RecordBuffer {
       body: this.encoder!.finish(),
       tags: this.tags,
       ...(this.encoder!.records ? { heldRecords: this.encoder!.records } : {}),
+      ...(this.first && this.last
+        ? {
+            range: {
+              shardId: this.first.shardId,
+              first: { sequenceNumber: this.first.sequenceNumber, subSequenceNumber: this.first.subSequenceNumber, arrival: this.first.approximateArrivalTimestamp },
+              last: { sequenceNumber: this.last.sequenceNumber, subSequenceNumber: this.last.subSequenceNumber },
+              progress: this.first.segment.shard,
+            },
+          }
+        : {}),
     };
+    this.first = undefined;
+    this.last = undefined;
     this.encoder = undefined;
     this.acks = new Acknowledgements();
     this.holding = new Holding(this.budget);
@@ -222,6 +249,11 @@ export class BufferSet {
 
   flushAll(reason: FlushReason): void {
     for (const buffer of this.buffers.values()) buffer.flush(reason);
+  }
+
+  /** Seals one partition's buffer now. */
+  flushKey(key: string, reason: FlushReason): void {
+    this.buffers.get(key)?.flush(reason);
   }
 
   private makeRoom(): void {

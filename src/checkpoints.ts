@@ -38,6 +38,8 @@ export const redisKeys = {
   origin: (deliveryStreamName: string, source: string) => `{fh:${deliveryStreamName}}:origin:${source}`,
   /** Shard → lease (owner, fencing epoch, expiry, parents, state): src/leases/table.ts. */
   leases: (deliveryStreamName: string, source: string) => `{fh:${deliveryStreamName}}:leases:${source}`,
+  /** Exactly-once: per shard, the batch recorded before its upload and not yet committed. */
+  intents: (deliveryStreamName: string, source: string) => `{fh:${deliveryStreamName}}:intents:${source}`,
   /** The workers reading the source: worker id → heartbeat expiry (Redis time, ms). */
   workers: (deliveryStreamName: string, source: string) => `{fh:${deliveryStreamName}}:workers:${source}`,
   /** Every source identity this delivery stream has read. */

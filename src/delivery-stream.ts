@@ -3,7 +3,8 @@ import type { Acknowledgements } from './ack.js';
 import { ByteBudget } from './budget.js';
 import { failpoint } from './failpoints.js';
 import { BufferSet, type FlushReason, type SealedBatch } from './buffer.js';
-import type { Clock } from './clock.js';
+import { clockSleep, type Clock } from './clock.js';
+import { backoff } from './backoff.js';
 import { ParquetEncoder } from './conversion/encoder.js';
 import type { ConversionPool } from './conversion/pool.js';
 import type { Destination, EncodedBatch } from './destination.js';
@@ -16,7 +17,7 @@ import { RecordEnds, type FailedRecord } from './pipeline/record-ends.js';
 import { Router } from './pipeline/router.js';
 import type { PipelineSettings } from './pipeline-settings.js';
 import { emptyStats, type DeliveryStreamStats } from './pipeline/stats.js';
-import type { Entry, RecordSink, Source, SourceRecord } from './records.js';
+import type { Entry, OpenIntent, RecordSink, Source, SourceRecord } from './records.js';
 import type { TransformPool } from './transform/pool.js';
 import { TransformStage, type TransformIdentity } from './transform/stage.js';
 
@@ -80,6 +81,10 @@ export class DeliveryStream implements RecordSink {
   private running: Promise<void> | undefined;
   private readonly budget: ByteBudget;
   private readonly stopListening: () => void;
+  /** Exactly-once: per shard, the delivery of its latest batch; a shard's batches are recorded, written and committed in order. */
+  private readonly shardDeliveries = new Map<string, Promise<void>>();
+  /** Exactly-once: per shard, where the batch an earlier attempt recorded ends (cut there when re-read). */
+  private readonly reformations = new Map<string, OpenIntent>();
 
   constructor(private readonly options: DeliveryStreamOptions) {
     // Every delivery in flight listens on this one signal.
@@ -164,10 +169,40 @@ export class DeliveryStream implements RecordSink {
     this.stats.recordsRead += records.length;
     this.stats.bytesRead += bytes;
     const transform = entry === 'before-transform' ? this.transform : undefined;
-    for (const record of records) {
+    const reforming = this.reformations.size > 0;
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i]!;
       if (transform) transform.accept(record);
       else this.router.route(record, undefined);
+      if (reforming) this.cutIfReformed(record, records[i + 1]);
     }
+  }
+
+  /** Exactly-once: seals the one shard's buffer (its lease moved: what it holds was read under the old epoch). */
+  sealShard(shardId: string, reason: FlushReason): boolean {
+    if (!this.options.pipeline.exactlyOnce) return false;
+    this.objects.flushKey(`shard:${shardId}`, reason);
+    return true;
+  }
+
+  /** Exactly-once: the shard's next batch must be exactly what an earlier attempt recorded. */
+  reform(intent: OpenIntent): void {
+    if (!this.options.pipeline.exactlyOnce) return;
+    this.reformations.set(intent.shardId, intent);
+    this.stats.batchesReformed++;
+    if (intent.configHash !== this.options.pipeline.exactlyOnce?.configHash) {
+      this.stats.reformedUnderOtherConfig++;
+      this.options.log.warn('re-forming a batch recorded under another configuration: its object may differ from the one an earlier attempt wrote (both are kept; exactly-once may not hold for these records)', { shardId: intent.shardId, key: intent.key });
+    }
+  }
+
+  /** Seals the shard's buffer after the last record of a batch being re-formed (the whole Kinesis record: all of an aggregate). */
+  private cutIfReformed(record: SourceRecord, next: SourceRecord | undefined): void {
+    const intent = this.reformations.get(record.shardId);
+    if (!intent || record.sequenceNumber !== intent.last.sequenceNumber) return;
+    if (next && next.shardId === record.shardId && next.sequenceNumber === record.sequenceNumber) return;
+    this.reformations.delete(record.shardId);
+    this.objects.flushKey(`shard:${record.shardId}`, 're-formation');
   }
 
   /** Seals every open buffer now, whatever its size and age (a finite source ran out, a test drives time by hand). */
@@ -212,14 +247,54 @@ export class DeliveryStream implements RecordSink {
     return committed && unreleased === 0;
   }
 
+  /**
+   * Exactly-once: the batch's lease moved before its intent or its commit. Its positions stay held
+   * (never checkpointed here); the lease's new owner re-reads and writes the same object.
+   */
+  private fenced(sealed: SealedBatch, answer: string): void {
+    sealed.holding.release();
+    if (answer === 'given up') {
+      this.stats.recordsHeld += sealed.records;
+      return;
+    }
+    this.stats.batchesFenced++;
+    this.options.log.warn('batch fenced: its shard\'s lease moved; the new owner writes it', { shardId: sealed.range?.shardId, answer, records: sealed.records });
+  }
+
+  /** Retries a call to the source's positions store (Redis) until it answers, or shutdown gives up. */
+  private async untilAnswered<T>(what: string, call: () => Promise<T>): Promise<T | 'given up'> {
+    const { clock, log } = this.options;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await call();
+      } catch (err) {
+        log.warn(`${what} failed; retrying`, { error: err });
+      }
+      if (this.givingUp.signal.aborted) return 'given up';
+      await clockSleep(clock, backoff(attempt, 500, 10_000), this.givingUp.signal);
+      if (this.givingUp.signal.aborted) return 'given up';
+    }
+  }
+
   private track(work: Promise<unknown>): void {
     const tracked = work.finally(() => this.inflight.delete(tracked));
     this.inflight.add(tracked);
   }
 
   private dispatch(batch: SealedBatch): void {
+    // Exactly-once: one shard's batches are recorded, written and committed one after the other.
+    const shard = batch.range && this.options.pipeline.exactlyOnce ? batch.range.shardId : undefined;
+    const previous = shard === undefined ? undefined : this.shardDeliveries.get(shard);
+    const delivery = previous ? previous.then(() => this.deliver(batch)) : this.deliver(batch);
+    if (shard !== undefined) {
+      const settled = delivery.catch(() => undefined);
+      this.shardDeliveries.set(shard, settled);
+      void settled.then(() => {
+        if (this.shardDeliveries.get(shard) === settled) this.shardDeliveries.delete(shard);
+      });
+    }
     this.track(
-      this.deliver(batch).catch((err: unknown) => {
+      delivery.catch((err: unknown) => {
         // A bug, not an input: the batch's positions stay held (read again after a restart); the
         // process lives on, and its bytes are let go so that reading does not stall on them.
         this.stats.recordsHeld += batch.records;
@@ -248,12 +323,18 @@ export class DeliveryStream implements RecordSink {
       sealed.holding.release();
       return;
     }
-    const batch = encodedBatch(this.options.name, sealed, chunks);
+    const batch = encodedBatch(this.options.name, sealed, chunks, pipeline.exactlyOnce?.configHash);
     const startedAt = clock.now();
     const isErrorOutput = sealed.tags.errorOutputType !== undefined;
     const target = isErrorOutput ? (this.options.errorOutput ?? destination) : destination;
     // The error output is retried until written: it is where records end when all else failed.
     const policy: RetryPolicy = { durationMs: isErrorOutput ? undefined : pipeline.retry?.durationMs, ...DELIVERY_BACKOFF };
+    const exactly = !isErrorOutput && sealed.range && pipeline.exactlyOnce && this.source.recordIntent ? sealed.range : undefined;
+    if (exactly) {
+      const recorded = await this.untilAnswered('recording a batch\'s intent', () => this.source.recordIntent!(exactly, destination.objectKeyFor!(batch), pipeline.exactlyOnce!.configHash));
+      if (recorded !== 'recorded') return this.fenced(sealed, recorded);
+      failpoint('after-intent');
+    }
     failpoint('before-upload');
     const outcome = await deliverWithRetries(target, batch, policy, {
       clock,
@@ -266,6 +347,11 @@ export class DeliveryStream implements RecordSink {
       return;
     }
     failpoint('after-upload');
+    if (exactly) {
+      if (outcome.receipt?.createOnly === 'adopted') this.stats.objectsAdopted++;
+      const committed = await this.untilAnswered('committing a batch', () => this.source.commitBatch!(exactly));
+      if (committed !== 'committed') return this.fenced(sealed, committed);
+    }
     if (outcome.failures.length > 0) {
       const endedAt = clock.now();
       const errorOutputType = pipeline.retry?.errorOutputType ?? 'http-endpoint-failed';
@@ -308,7 +394,7 @@ export class DeliveryStream implements RecordSink {
 }
 
 /** What the destination is asked to deliver: the sealed batch's body, and its records when it keeps them. */
-function encodedBatch(deliveryStreamName: string, sealed: SealedBatch, chunks: Buffer[]): EncodedBatch {
+function encodedBatch(deliveryStreamName: string, sealed: SealedBatch, chunks: Buffer[], configHash: string | undefined): EncodedBatch {
   let encodedBytes = 0;
   for (const chunk of chunks) encodedBytes += chunk.length;
   const held = sealed.heldRecords;
@@ -322,6 +408,9 @@ function encodedBatch(deliveryStreamName: string, sealed: SealedBatch, chunks: B
     encodedBytes,
     oldestArrivalTimestamp: sealed.oldestArrivalTimestamp,
     ...sealed.tags,
+    ...(sealed.range && configHash !== undefined && !sealed.tags.errorOutputType
+      ? { exactlyOnce: { range: { shardId: sealed.range.shardId, first: sealed.range.first, last: sealed.range.last }, configHash } }
+      : {}),
     ...(held
       ? {
           recordData: held.map((r) => r.data),

@@ -3,6 +3,7 @@ import type { Encoding } from './codecs.js';
 import type { FailureReason } from './failure.js';
 import type { Logger } from './log.js';
 import type { PipelineSettings } from './pipeline-settings.js';
+import type { ShardRange } from './records.js';
 
 export type { PipelineSettings };
 
@@ -37,7 +38,15 @@ export interface EncodedBatch {
   readonly recordData?: readonly Buffer[];
   /** …and where each came from. */
   readonly recordSources?: readonly RecordOrigin[];
+  /**
+   * Exactly-once: the one shard's records the batch holds, first to last, and the configuration it
+   * was formed under. The object is named from them and written create-only.
+   */
+  readonly exactlyOnce?: { readonly range: ShardRange; readonly configHash: string };
 }
+
+/** What an exactly-once upload did: wrote the object, or found it written (by an earlier attempt or owner) and adopted it. */
+export type CreateOnlyOutcome = 'created' | 'adopted';
 
 /** A record of the batch that the destination did not take (the others were delivered). */
 export interface ItemFailure extends FailureReason {
@@ -63,6 +72,8 @@ export class DeliveryError extends Error {
 }
 
 export interface DeliveryReceipt {
+  /** Exactly-once: whether the object was written now or already there. */
+  readonly createOnly?: CreateOnlyOutcome;
   /** Where the batch went, for logs and the dev mode (an S3 key, a URL…). */
   readonly location: string;
   /** Per-record failures of a record-oriented delivery; absent or empty: every record was delivered. */
@@ -82,6 +93,8 @@ export interface Destination {
    * as partitioning-failed instead of failing a batch without end.
    */
   checkPartition?(partitionKeys: Readonly<Record<string, string>>): string | undefined;
+  /** Exactly-once: the object key a batch will be written under (recorded in its intent before upload). */
+  objectKeyFor?(batch: EncodedBatch): string;
   close(): Promise<void>;
 }
 

@@ -3,7 +3,7 @@
  * makes the process die (SIGKILL, as a crash would: no cleanup, no final checkpoint) at that point
  * with that probability. Unset, each check is one Map lookup.
  */
-export type FailpointName = 'before-upload' | 'after-upload';
+export type FailpointName = 'before-upload' | 'after-intent' | 'after-upload';
 
 const configured = parse(process.env.FIREHOSE_FAILPOINTS ?? '');
 

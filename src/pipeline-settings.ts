@@ -11,6 +11,12 @@ export interface BufferSettings {
   readonly appendNewlineDelimiter: boolean;
   /** Seal at this many records (an HTTP request carries at most 10,000). */
   readonly maxRecords?: number;
+  /**
+   * Exactly-once: a buffer per shard, cut by size only where a Kinesis record begins (a KPL
+   * aggregate is never split, so a batch ends on a whole sequence number), and each sealed batch
+   * carries its exact position range.
+   */
+  readonly perShard?: boolean;
 }
 
 /** What the engine runs in front of a destination, as its configuration says. */
@@ -22,6 +28,12 @@ export interface PipelineSettings {
   readonly processing?: ProcessingSettings | undefined;
   /** Dynamic partitioning: the partition keys each record must have (from the query or the transform). */
   readonly partitioning?: { readonly queryKeys: readonly string[]; readonly lambdaKeys: readonly string[] } | undefined;
+  /**
+   * Exactly-once objects: each batch's range is recorded (fenced) before upload and committed
+   * after; `configHash` names the configuration the batch was formed under, so a re-formation
+   * under another one is detected.
+   */
+  readonly exactlyOnce?: { readonly configHash: string } | undefined;
   /** Record format conversion to Parquet: the columns and writer settings. */
   readonly conversion?: SessionSpec | undefined;
   /**

@@ -1,5 +1,5 @@
 import type { Segment } from './ack.js';
-import type { FlushReason } from './buffer.js';
+import type { BatchRange, FlushReason } from './buffer.js';
 
 /** One record as a source hands it on. `data` is passed through untouched unless a stage needs it. */
 export interface SourceRecord {
@@ -22,6 +22,19 @@ export interface SourceRecord {
   readonly partitionKeys?: Readonly<Record<string, string>>;
 }
 
+/** Where a record is: its Kinesis record's sequence number, and its place in a KPL aggregate. */
+export interface RecordPosition {
+  readonly sequenceNumber: string;
+  readonly subSequenceNumber: number;
+}
+
+/** One shard's records from first to last, as read: what an exactly-once batch holds, and its intent records. */
+export interface ShardRange {
+  readonly shardId: string;
+  readonly first: RecordPosition & { readonly arrival: number };
+  readonly last: RecordPosition;
+}
+
 /**
  * Where records enter a delivery stream: before its transform (as read from a stream), or after it
  * (a redrive of records the destination refused: they were transformed already).
@@ -33,6 +46,21 @@ export interface RecordSink {
   accept(records: readonly SourceRecord[], entry?: Entry): void;
   /** Seals what is buffered now (a shard's lease is being handed over: its records should reach their ends soon). */
   flush(reason: FlushReason): void;
+  /** Seals what is buffered of one shard (its lease moves); false when the sink does not buffer by shard. */
+  sealShard?(shardId: string, reason: FlushReason): boolean;
+  /**
+   * Exactly-once: the shard's next batch must be exactly the range an earlier attempt recorded
+   * (a crash or a lease move came between its intent and its commit): cut it after `last`.
+   */
+  reform?(intent: OpenIntent): void;
+}
+
+/** A batch recorded before its upload and not committed: re-formed from the same records, it is the same object. */
+export interface OpenIntent {
+  readonly shardId: string;
+  readonly last: RecordPosition;
+  readonly key: string;
+  readonly configHash: string;
 }
 
 /**
@@ -58,6 +86,14 @@ export interface Source {
    * read under: what they would still write (a DLQ park) is fenced off. Sources without leases omit it.
    */
   disowned?(records: readonly SourceRecord[]): Promise<ReadonlySet<SourceRecord>>;
+  /**
+   * Exactly-once: records a per-shard batch's intent (its range, object key and configuration) under
+   * the lease its records were read under, before its upload. "fenced": the lease is gone — the
+   * batch must not be written; its new owner re-forms it.
+   */
+  recordIntent?(range: BatchRange, key: string, configHash: string): Promise<'recorded' | 'fenced'>;
+  /** Exactly-once: after the upload, the checkpoint moves to the batch's last record and its intent goes, fenced. */
+  commitBatch?(range: BatchRange): Promise<'committed' | 'fenced'>;
   /** What the admin endpoint shows of it. */
   status(): Readonly<Record<string, unknown>>;
 }

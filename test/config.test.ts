@@ -58,8 +58,11 @@ describe('configuration', () => {
       intervalMs: 300_000,
       encoding: 'GZIP',
       appendNewlineDelimiter: false,
+      perShard: false,
     });
+    expect(stream.destination.plugin.pipeline(stream.destination.config).exactlyOnce).toBeUndefined();
     expect(config.runtime.checkpointIntervalInMillis).toBe(1_000);
+    expect(config.runtime.leaseDurationInSeconds).toBe(10);
   });
 
   it.each([
@@ -141,6 +144,12 @@ describe('configuration', () => {
       'dataFormatConversionConfiguration.schemaConfiguration: Glue tables are not read from here'],
     ['no delivery streams', (d: Doc) => (d.deliveryStreams = []),
       'deliveryStreams: needs at least one delivery stream'],
+    ['exactlyOnce with a transform', (d: Doc) => { s3(d).exactlyOnce = true; s3(d).processingConfiguration = { enabled: true, processors: [{ type: 'Lambda', parameters: { module: 'filter' } }] }; },
+      'deliveryStreams[0].s3Destination.processingConfiguration: is not supported with exactlyOnce yet'],
+    ['exactlyOnce with Parquet', (d: Doc) => { s3(d).exactlyOnce = true; s3(d).compressionFormat = 'UNCOMPRESSED'; s3(d).bufferingHints = { sizeInMBs: 64 }; s3(d).dataFormatConversionConfiguration = { schema: [{ name: 'a', type: 'string' }] }; },
+      'deliveryStreams[0].s3Destination.dataFormatConversionConfiguration: is not supported with exactlyOnce yet'],
+    ['a lease duration below 2 s', (d: Doc) => ((d as Record<string, unknown>).runtime = { leaseDurationInSeconds: 1 }),
+      'runtime.leaseDurationInSeconds: must be 2–300, got 1'],
   ])('rejects %s, naming the path', (_name, change, expected) => {
     expect(problems(variant(change as (d: Doc) => void)).join('\n')).toContain(expected);
   });

@@ -44,6 +44,12 @@ export const s3DestinationSchema = z
     processingConfiguration: processingConfigurationSchema.optional(),
     dynamicPartitioningConfiguration: dynamicPartitioningConfigurationSchema.optional(),
     dataFormatConversionConfiguration: dataFormatConversionConfigurationSchema.optional(),
+    /**
+     * Exactly-once objects: batches per shard, cut where a Kinesis record begins, recorded (fenced)
+     * before upload, named from their first record, uploaded create-only, re-formed byte for byte
+     * after a crash or a lease move.
+     */
+    exactlyOnce: flag().default(false),
   })
   .superRefine((value, ctx) => {
     if (!value.bucket && !value.bucketARN) {
@@ -51,6 +57,12 @@ export const s3DestinationSchema = z
     }
     if (value.bucket && value.bucketARN && value.bucketARN.split(':::')[1] !== value.bucket) {
       ctx.addIssue({ code: 'custom', path: ['bucketARN'], message: `names another bucket than bucket ${JSON.stringify(value.bucket)}` });
+    }
+    if (value.exactlyOnce) {
+      const not = (path: string, what: string) => ctx.addIssue({ code: 'custom', path: [path], message: `is not supported with exactlyOnce yet (${what})` });
+      if (value.dynamicPartitioningConfiguration?.enabled) not('dynamicPartitioningConfiguration', 'objects are cut per shard');
+      if (value.processingConfiguration) not('processingConfiguration', 'a transform\'s output would have to be re-formed identically');
+      if (value.dataFormatConversionConfiguration) not('dataFormatConversionConfiguration', 'GZIP and UNCOMPRESSED objects are re-formed byte for byte; Parquet is not proven to be');
     }
   })
   .transform((value, ctx) => {

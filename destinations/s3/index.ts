@@ -1,9 +1,10 @@
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { awsErrorName, httpSettings } from '../../src/aws.js';
 import { codecs } from '../../src/codecs.js';
-import { DeliveryError, type Destination, type DestinationContext, type DestinationPlugin, type EncodedBatch } from '../../src/destination.js';
+import { DeliveryError, type DeliveryReceipt, type Destination, type DestinationContext, type DestinationPlugin, type EncodedBatch } from '../../src/destination.js';
 import { s3DestinationSchema, type S3DestinationConfig } from './config.js';
 import { objectKey } from './keys.js';
 import { renderPrefix } from './prefix.js';
@@ -71,7 +72,50 @@ export class S3Destination implements Destination {
     }
   }
 
-  private async put(batch: EncodedBatch, signal: AbortSignal) {
+  /**
+   * Exactly-once objects are named from their data: `<prefix><stream>-<shardId>-<firstSequenceNumber>`,
+   * the prefix's time being the first record's arrival, so a re-formed batch has the same key.
+   */
+  objectKeyFor(batch: EncodedBatch): string {
+    const range = batch.exactlyOnce!.range;
+    const prefix = renderPrefix(this.config.objectPrefix, { time: range.first.arrival });
+    return `${prefix}${this.context.deliveryStreamName}-${range.shardId}-${range.first.sequenceNumber}${this.extensionFor(codecs[batch.encoding].extension)}`;
+  }
+
+  /**
+   * Create-only (`If-None-Match: *`): an object already there was written by an earlier attempt or
+   * owner from the same records, so it is adopted. One whose recorded range differs was formed
+   * under another configuration: both are kept (no record lost), the new one under a key naming its end.
+   */
+  private async putCreateOnly(batch: EncodedBatch, signal: AbortSignal): Promise<DeliveryReceipt> {
+    const { range, configHash } = batch.exactlyOnce!;
+    const key = this.objectKeyFor(batch);
+    const position = (p: { sequenceNumber: string; subSequenceNumber: number }) => `${p.sequenceNumber}:${p.subSequenceNumber}`;
+    const metadata = { 'firehose-shard': range.shardId, 'firehose-first': position(range.first), 'firehose-last': position(range.last), 'firehose-config': configHash };
+    const body = batch.chunks.length === 1 ? batch.chunks[0]! : Buffer.concat(batch.chunks as Buffer[], batch.encodedBytes);
+    const create = async (target: string): Promise<'created' | 'exists'> => {
+      try {
+        await this.client.send(
+          new PutObjectCommand({ Bucket: this.config.bucket, Key: target, Body: body, ContentType: codecs[batch.encoding].contentType, IfNoneMatch: '*', Metadata: metadata }),
+          { abortSignal: signal },
+        );
+        return 'created';
+      } catch (err) {
+        if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 412) return 'exists';
+        throw err;
+      }
+    };
+    if ((await create(key)) === 'created') return { location: `s3://${this.config.bucket}/${key}`, createOnly: 'created' };
+    const head = await this.client.send(new HeadObjectCommand({ Bucket: this.config.bucket, Key: key }), { abortSignal: signal });
+    if (head.Metadata?.['firehose-last'] === metadata['firehose-last']) return { location: `s3://${this.config.bucket}/${key}`, createOnly: 'adopted' };
+    const other = key.replace(/(\.[^/]*)?$/, (ext) => `-${range.last.sequenceNumber}${ext}`);
+    this.context.log.warn('an object with this first record but another range exists (the configuration changed since it was written): both are kept', { key, existingLast: head.Metadata?.['firehose-last'], last: metadata['firehose-last'], writtenAs: other });
+    const outcome = await create(other);
+    return { location: `s3://${this.config.bucket}/${other}`, createOnly: outcome === 'created' ? 'created' : 'adopted' };
+  }
+
+  private async put(batch: EncodedBatch, signal: AbortSignal): Promise<DeliveryReceipt> {
+    if (batch.exactlyOnce && !batch.errorOutputType) return this.putCreateOnly(batch, signal);
     const prefix = renderPrefix(batch.errorOutputType ? this.config.errorPrefix : this.config.objectPrefix, {
       time: batch.oldestArrivalTimestamp,
       ...(batch.partitionKeys ? { partitionKeys: batch.partitionKeys } : {}),
@@ -118,6 +162,15 @@ export class S3Destination implements Destination {
   }
 }
 
+/**
+ * What an exactly-once object's bytes and key depend on: a batch re-formed under another
+ * configuration (other hints, prefix, compression) may differ from the one its intent recorded.
+ */
+function configHash(config: S3DestinationConfig): string {
+  const { bucket, prefix, errorOutputPrefix, bufferingHints, compressionFormat, appendNewlineDelimiter, fileExtension } = config;
+  return createHash('sha256').update(JSON.stringify({ bucket, prefix, errorOutputPrefix, bufferingHints, compressionFormat, appendNewlineDelimiter, fileExtension })).digest('hex').slice(0, 16);
+}
+
 export const s3Plugin: DestinationPlugin<S3DestinationConfig> = {
   configKey: 's3Destination',
   schema: s3DestinationSchema,
@@ -128,7 +181,9 @@ export const s3Plugin: DestinationPlugin<S3DestinationConfig> = {
       intervalMs: config.bufferingHints.intervalInSeconds * 1000,
       encoding: config.conversion ? 'PARQUET' : config.compressionFormat,
       appendNewlineDelimiter: config.appendNewlineDelimiter,
+      perShard: config.exactlyOnce,
     },
+    exactlyOnce: config.exactlyOnce ? { configHash: configHash(config) } : undefined,
     errorOutputEncoding: config.compressionFormat,
     processing: config.processing,
     partitioning: config.dynamicPartitioning

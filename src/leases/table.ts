@@ -21,6 +21,16 @@ export interface Lease {
   readonly startedFrom: string | undefined;
 }
 
+/** An exactly-once batch recorded before its upload: positions are "sequenceNumber:subSequenceNumber". */
+export interface Intent {
+  readonly shardId: string;
+  readonly first: string;
+  readonly last: string;
+  readonly key: string;
+  readonly configHash: string;
+  readonly epoch: number;
+}
+
 export interface LeaseView {
   /** Redis' clock when the view was read. */
   readonly now: number;
@@ -57,6 +67,7 @@ export class LeaseTable {
   readonly workersKey: string;
   private readonly checkpointsKey: string;
   private readonly orderKey: string;
+  private readonly intentsKey: string;
 
   constructor(
     redis: Redis,
@@ -68,6 +79,7 @@ export class LeaseTable {
     this.workersKey = redisKeys.workers(deliveryStreamName, source);
     this.checkpointsKey = redisKeys.checkpoints(deliveryStreamName, source);
     this.orderKey = redisKeys.checkpointOrder(deliveryStreamName, source);
+    this.intentsKey = redisKeys.intents(deliveryStreamName, source);
   }
 
   /** Leases for shards that have none yet. */
@@ -134,6 +146,22 @@ export class LeaseTable {
       .map(([shardId, json]) => parseLease(shardId, json))
       .sort((a, b) => (a.shardId < b.shardId ? -1 : a.shardId > b.shardId ? 1 : 0));
     return { now, leases, workers: live };
+  }
+
+  /** Exactly-once: records a batch's intent under the epoch its records were read under. */
+  async recordIntent(worker: string, epoch: number, intent: Intent): Promise<'recorded' | 'same' | 'replaced' | 'conflict' | 'fenced'> {
+    return (await this.redis.firehoseRecordIntent(this.leasesKey, this.intentsKey, worker, intent.shardId, String(epoch), JSON.stringify(intent), intent.first, intent.last)) as 'recorded';
+  }
+
+  /** Exactly-once: the checkpoint moves to the batch's last record and its intent goes, fenced. */
+  async commitBatch(worker: string, epoch: number, shardId: string, first: string, lastSequenceNumber: string, sortKey: string): Promise<'committed' | 'fenced'> {
+    return (await this.redis.firehoseCommitBatch(this.leasesKey, this.intentsKey, this.checkpointsKey, this.orderKey, worker, shardId, String(epoch), first, lastSequenceNumber, sortKey)) as 'committed';
+  }
+
+  /** The shard's open intent: a batch recorded and perhaps uploaded, not committed. */
+  async openIntent(shardId: string): Promise<Intent | undefined> {
+    const raw = await this.redis.hget(this.intentsKey, shardId);
+    return raw ? (JSON.parse(raw) as Intent) : undefined;
   }
 
   /** The owner and epoch of each shard's lease, as stored now. */

@@ -41,10 +41,15 @@ export class Router {
     private readonly clock: Clock,
   ) {}
 
+  private get perShard(): boolean {
+    return this.settings.buffer.perShard === true;
+  }
+
   route(record: SourceRecord, lambdaKeys: Readonly<Record<string, string>> | undefined): void {
     const partitioning = this.settings.partitioning;
     if (!partitioning) {
-      this.objects.append('', NO_TAGS, record);
+      // Exactly-once: a buffer per shard, so each object holds one shard's records in order.
+      this.objects.append(this.perShard ? `shard:${record.shardId}` : '', NO_TAGS, record);
       return;
     }
     let keys: Record<string, string>;

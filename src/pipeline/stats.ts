@@ -26,6 +26,14 @@ export interface DeliveryStreamStats {
   recordsHeld: number;
   /** Buffers sealed early because readers were waiting for budget (flush reason backpressure). */
   backpressureSeals: number;
+  /** Exactly-once: objects found already written (an earlier attempt or owner) and adopted. */
+  objectsAdopted: number;
+  /** Exactly-once: batches re-formed from an intent an earlier attempt recorded. */
+  batchesReformed: number;
+  /** Exactly-once: batches not written or not committed because their lease had moved (the new owner writes them). */
+  batchesFenced: number;
+  /** Exactly-once: re-formations under another configuration than their intent's (exactly-once may not hold for those). */
+  reformedUnderOtherConfig: number;
 }
 
 export function emptyStats(): DeliveryStreamStats {
@@ -38,6 +46,10 @@ export function emptyStats(): DeliveryStreamStats {
     deliveryAttemptsFailed: 0,
     recordsToErrorOutput: 0,
     recordsDropped: 0,
+    objectsAdopted: 0,
+    batchesReformed: 0,
+    batchesFenced: 0,
+    reformedUnderOtherConfig: 0,
     partitionCountExceeded: 0,
     recordsToDeadLetterQueue: 0,
     backupCopies: 0,

@@ -1,8 +1,10 @@
 import type { Redis } from 'ioredis';
 import { advanceCheckpoints } from './advance-checkpoints-2.js';
 import { checkpointLeases } from './checkpoint-leases-3.js';
+import { commitBatch } from './commit-batch-4.js';
 import { createLeases } from './create-leases-2.js';
 import { handOffLease } from './hand-off-lease-2.js';
+import { recordIntent } from './record-intent-2.js';
 import { releaseLease } from './release-lease-1.js';
 import { releaseLock } from './release-lock-1.js';
 import { renewLeases } from './renew-leases-2.js';
@@ -22,6 +24,8 @@ const commands = [
   requestHandOff,
   handOffLease,
   checkpointLeases,
+  recordIntent,
+  commitBatch,
 ] as const;
 
 type Command = (...keysThenArgs: string[]) => Promise<unknown>;

@@ -17,7 +17,8 @@ import { LeaseCoordinator, type HeldLease, type LeaseHolder, type LeaseStats } f
 import { LeaseTable, type Lease, type LeaseView } from '../../leases/table.js';
 import { sleep } from '../../clock.js';
 import type { Logger } from '../../log.js';
-import type { RecordSink, Source, SourceRecord } from '../../records.js';
+import type { BatchRange } from '../../buffer.js';
+import type { RecordPosition, RecordSink, Source, SourceRecord } from '../../records.js';
 import type { SourceContext } from '../../source.js';
 import type { KinesisSourceConfig } from './config.js';
 import { decodedResponse, decodeGetRecordsInPlace, type DecodedGetRecords } from './get-records.js';
@@ -295,6 +296,44 @@ export class KinesisSource implements Source, LeaseHolder {
     return out;
   }
 
+  async recordIntent(range: BatchRange, key: string, configHash: string): Promise<'recorded' | 'fenced'> {
+    const epoch = range.progress ? this.checkpointer?.epochOf(range.progress) : undefined;
+    if (epoch === undefined) return 'fenced';
+    const position = (p: RecordPosition) => `${p.sequenceNumber}:${p.subSequenceNumber}`;
+    const answer = await this.table.recordIntent(this.context.workerId, epoch, { shardId: range.shardId, first: position(range.first), last: position(range.last), key, configHash, epoch });
+    if (answer === 'fenced') this.fencedWritesRefused++;
+    if (answer === 'conflict') this.context.log.error('an open intent of this shard starts at another record than the batch formed: the batch is not written, its records are read again after a restart', { shardId: range.shardId, key });
+    return answer === 'fenced' || answer === 'conflict' ? 'fenced' : 'recorded';
+  }
+
+  async commitBatch(range: BatchRange): Promise<'committed' | 'fenced'> {
+    const epoch = range.progress ? this.checkpointer?.epochOf(range.progress) : undefined;
+    if (epoch === undefined) return 'fenced';
+    const first = `${range.first.sequenceNumber}:${range.first.subSequenceNumber}`;
+    const answer = await this.table.commitBatch(this.context.workerId, epoch, range.shardId, first, range.last.sequenceNumber, sequenceOrder.sortKey(range.last.sequenceNumber));
+    if (answer === 'fenced') this.fencedWritesRefused++;
+    return answer;
+  }
+
+  /** Exactly-once: an intent left open by a crash or a lease move is re-formed from the same records, first. */
+  private async reformOpenIntent(shardId: string, signal: AbortSignal): Promise<void> {
+    if (!this.sink?.reform) return;
+    for (let attempt = 1; !signal.aborted; attempt++) {
+      try {
+        const intent = await this.table.openIntent(shardId);
+        if (intent) {
+          const [sequenceNumber, sub] = intent.last.split(':');
+          this.context.log.info('re-forming the batch an earlier attempt recorded', { shardId, key: intent.key, last: intent.last });
+          this.sink.reform({ shardId, last: { sequenceNumber: sequenceNumber!, subSequenceNumber: Number(sub) }, key: intent.key, configHash: intent.configHash });
+        }
+        return;
+      } catch (err) {
+        this.context.log.warn('cannot read the shard\'s open intent yet; retrying', { shardId, error: err });
+        await sleep(backoff(attempt, 250, 10_000), signal);
+      }
+    }
+  }
+
   // LeaseHolder: what the coordinator tells this source.
 
   acquired(lease: HeldLease, checkpoint: string | undefined, view: LeaseView): void {
@@ -330,6 +369,8 @@ export class KinesisSource implements Source, LeaseHolder {
   }
 
   lost(lease: HeldLease, _why: string): void {
+    // Exactly-once: what the shard's buffer holds was read under the lost epoch; sealed now, it is fenced, never written.
+    this.sink?.sealShard?.(lease.shardId, 'hand-off');
     const progress = this.checkpointer?.progress(lease.shardId);
     if (progress) this.recordsInFlightAtLeaseLoss += progress.outstandingRecords;
     this.checkpointer?.forget(lease.shardId);
@@ -348,7 +389,7 @@ export class KinesisSource implements Source, LeaseHolder {
     await this.readers.get(shardId);
     const progress = this.checkpointer?.progress(shardId);
     if (progress && progress.outstandingSegments > 0) {
-      this.sink?.flush('hand-off');
+      if (!this.sink?.sealShard?.(shardId, 'hand-off')) this.sink?.flush('hand-off');
       // Within most of a lease duration, or the asker forces the take.
       const deadline = performance.now() + leaseDurationMs * 0.75;
       while (progress.outstandingSegments > 0 && !lease.lost && performance.now() < deadline) await sleep(50);
@@ -367,6 +408,7 @@ export class KinesisSource implements Source, LeaseHolder {
     const sink = this.sink!;
     let lastRead: string | undefined;
     const resumeFrom = (): StartingPoint => (lastRead ? { type: 'AFTER_SEQUENCE_NUMBER', sequenceNumber: lastRead } : start);
+    await this.reformOpenIntent(shardId, signal);
     let iterator = await this.shardIterator(shardId, start, signal);
     let lastCall = 0;
     let failures = 0;
