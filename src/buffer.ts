@@ -118,6 +118,12 @@ export class RecordBuffer {
     return this.records;
   }
 
+  /**
+   * Exactly-once re-formation: while held, only the re-formation's own cut (or shutdown) seals the
+   * buffer, so the re-formed batch ends exactly where its intent does.
+   */
+  held = false;
+
   /** Budget bytes the open fill holds. */
   get heldBytes(): number {
     return this.holding.bytes;
@@ -162,6 +168,7 @@ export class RecordBuffer {
   }
 
   private seal(reason: FlushReason): void {
+    if (this.held && reason !== 're-formation' && reason !== 'shutdown') return;
     if (this.timer) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     const batch: SealedBatch = {
@@ -242,9 +249,20 @@ export class BufferSet {
     if (!buffer) {
       if (this.buffers.size >= this.maxActive) this.makeRoom();
       buffer = new RecordBuffer(this.settings, this.clock, this.onSeal, tags, this.createEncoder, this.budget);
+      buffer.held = this.heldKeys.has(key);
       this.buffers.set(key, buffer);
     }
     buffer.append(record);
+  }
+
+  private readonly heldKeys = new Set<string>();
+
+  /** Holds (or lets go) one partition's buffer against every seal but re-formation's and shutdown's. */
+  hold(key: string, held: boolean): void {
+    if (held) this.heldKeys.add(key);
+    else this.heldKeys.delete(key);
+    const buffer = this.buffers.get(key);
+    if (buffer) buffer.held = held;
   }
 
   flushAll(reason: FlushReason): void {

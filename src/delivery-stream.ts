@@ -189,6 +189,7 @@ export class DeliveryStream implements RecordSink {
   reform(intent: OpenIntent): void {
     if (!this.options.pipeline.exactlyOnce) return;
     this.reformations.set(intent.shardId, intent);
+    this.objects.hold(`shard:${intent.shardId}`, true);
     this.stats.batchesReformed++;
     if (intent.configHash !== this.options.pipeline.exactlyOnce?.configHash) {
       this.stats.reformedUnderOtherConfig++;
@@ -202,6 +203,7 @@ export class DeliveryStream implements RecordSink {
     if (!intent || record.sequenceNumber !== intent.last.sequenceNumber) return;
     if (next && next.shardId === record.shardId && next.sequenceNumber === record.sequenceNumber) return;
     this.reformations.delete(record.shardId);
+    this.objects.hold(`shard:${record.shardId}`, false);
     this.objects.flushKey(`shard:${record.shardId}`, 're-formation');
   }
 
@@ -330,6 +332,13 @@ export class DeliveryStream implements RecordSink {
     // The error output is retried until written: it is where records end when all else failed.
     const policy: RetryPolicy = { durationMs: isErrorOutput ? undefined : pipeline.retry?.durationMs, ...DELIVERY_BACKOFF };
     const exactly = !isErrorOutput && sealed.range && pipeline.exactlyOnce && this.source.recordIntent ? sealed.range : undefined;
+    if (exactly && this.reformations.has(exactly.shardId)) {
+      // Shutdown came before the re-read reached the intent's end: a partial batch is never written.
+      sealed.holding.release();
+      this.stats.recordsHeld += records;
+      log.warn('stopped before a re-formed batch was complete: it is re-formed at the next start', { shardId: exactly.shardId });
+      return;
+    }
     if (exactly) {
       const recorded = await this.untilAnswered('recording a batch\'s intent', () => this.source.recordIntent!(exactly, destination.objectKeyFor!(batch), pipeline.exactlyOnce!.configHash));
       if (recorded !== 'recorded') return this.fenced(sealed, recorded);
