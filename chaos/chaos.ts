@@ -38,6 +38,8 @@ export interface ChaosOptions {
   readonly s3OutageMs: number;
   /** Crash probabilities per batch at the failpoints (FIREHOSE_FAILPOINTS). */
   readonly failpoints: string;
+  /** s3Destination.exactlyOnce: duplicates must then be 0. */
+  readonly exactlyOnce: boolean;
   readonly log: (line: string) => void;
 }
 
@@ -133,6 +135,7 @@ deliveryStreams:
       compressionFormat: GZIP
       appendNewlineDelimiter: true
       endpoint: ${s3.endpoint}
+      exactlyOnce: ${options.exactlyOnce}
 `;
   const config = parseConfig(yaml);
   const configPath = join(await mkdtemp(join(tmpdir(), 'firehose-chaos-')), 'chaos.yaml');
@@ -352,7 +355,7 @@ deliveryStreams:
   const epochs = rows.reduce((n, r) => n + r.epoch, 0);
   const minutes = (Date.now() - began) / 60_000;
   const report: ChaosReport = {
-    mode: 'default (at-least-once)',
+    mode: options.exactlyOnce ? 'exactly-once' : 'default (at-least-once)',
     recordsPut: putIds.size,
     delivered: counts.size,
     lost,
@@ -401,7 +404,7 @@ export function formatReport(r: ChaosReport): string {
     ['records put', String(r.recordsPut), '—'],
     ['delivered', String(r.delivered), '—'],
     ['lost', String(r.lost), '0'],
-    ['duplicated', String(r.duplicated), 'counted (default mode is at-least-once)'],
+    ['duplicated', String(r.duplicated), r.mode === 'exactly-once' ? '0' : 'counted (default mode is at-least-once)'],
     ['kills (SIGKILL + failpoint crashes)', `${r.kills} + ${r.failpointCrashes}`, '≥ 10'],
     ['kill → takeover p50 / p95', `${r.takeoverMs.p50} / ${r.takeoverMs.p95} ms (${r.takeoverMs.samples} kills)`, '—'],
     ['lease moves per minute', String(r.leaseMovesPerMinute), '—'],
@@ -419,19 +422,26 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
       workers: { type: 'string', default: '3' },
       shards: { type: 'string', default: '6' },
       rate: { type: 'string', default: '1500' },
+      mode: { type: 'string', default: 'both' },
     },
   });
-  const report = await runChaos({
-    records: Number(values.records),
-    workers: Number(values.workers),
-    shards: Number(values.shards),
-    recordsPerSecond: Number(values.rate),
-    leaseDurationInSeconds: 4,
-    kills: 10,
-    s3OutageMs: 30_000,
-    failpoints: 'before-upload:0.03,after-upload:0.03',
-    log: (line) => process.stderr.write(line + '\n'),
-  });
-  process.stdout.write(formatReport(report) + '\n');
-  process.exit(report.lost === 0 ? 0 : 1);
+  const modes = values.mode === 'both' ? [true, false] : [values.mode === 'exactly-once'];
+  let ok = true;
+  for (const exactlyOnce of modes) {
+    const report = await runChaos({
+      records: Number(values.records),
+      workers: Number(values.workers),
+      shards: Number(values.shards),
+      recordsPerSecond: Number(values.rate),
+      leaseDurationInSeconds: 4,
+      kills: 10,
+      s3OutageMs: 30_000,
+      failpoints: 'before-upload:0.03,after-intent:0.03,after-upload:0.03',
+      exactlyOnce,
+      log: (line) => process.stderr.write(line + '\n'),
+    });
+    process.stdout.write(formatReport(report) + '\n\n');
+    ok &&= report.lost === 0 && (!exactlyOnce || report.duplicated === 0);
+  }
+  process.exit(ok ? 0 : 1);
 }

@@ -3,8 +3,12 @@ import { formatReport, runChaos } from '../chaos/chaos.js';
 
 // The short chaos run; `npm run chaos` is the long one (200,000 records, 30 s S3 outage).
 describe('chaos: a fleet under kills, pauses, a split, Redis and S3 outages', () => {
-  it('loses no record: every record put is in S3 at least once, read back from its objects', async () => {
+  it.each([
+    ['exactly-once', true],
+    ['default', false],
+  ])('%s: loses no record (every record put is read back from S3), and exactly-once duplicates none', async (_mode, exactlyOnce) => {
     const report = await runChaos({
+      exactlyOnce,
       records: 30_000,
       shards: 4,
       workers: 3,
@@ -12,7 +16,7 @@ describe('chaos: a fleet under kills, pauses, a split, Redis and S3 outages', ()
       leaseDurationInSeconds: 2,
       kills: 4,
       s3OutageMs: 5_000,
-      failpoints: 'before-upload:0.05,after-upload:0.05',
+      failpoints: 'before-upload:0.05,after-intent:0.05,after-upload:0.05',
       log: (line) => console.log(line),
     });
     console.log(formatReport(report));
@@ -21,5 +25,6 @@ describe('chaos: a fleet under kills, pauses, a split, Redis and S3 outages', ()
     expect(report.delivered).toBe(30_000);
     expect(report.kills).toBeGreaterThanOrEqual(4);
     expect(report.takeoverMs.samples).toBeGreaterThan(0);
+    if (exactlyOnce) expect(report.duplicated).toBe(0);
   }, 300_000);
 });
