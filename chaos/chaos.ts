@@ -163,7 +163,7 @@ deliveryStreams:
       partial = lines.pop()!;
       for (const line of lines) {
         if (line.includes('"admin endpoint listening"')) worker.adminUrl = /"url":"([^"]+)"/.exec(line)?.[1];
-        else if (line.includes('checkpoint refused')) worker.fencedRefusals++;
+        else if (line.includes('checkpoint refused') || line.includes('batch fenced') || line.includes('not parking records read under a lease')) worker.fencedRefusals++;
         else if (line.startsWith('failpoint ')) worker.failpointCrashes++;
         else if (line.includes('"level":"error"')) worker.errors.push(line);
       }
@@ -436,7 +436,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
       leaseDurationInSeconds: 4,
       kills: 10,
       s3OutageMs: 30_000,
-      failpoints: 'before-upload:0.03,after-intent:0.03,after-upload:0.03',
+      failpoints: 'after-intent:0.03,mid-upload:0.03,after-upload:0.03',
       exactlyOnce,
       log: (line) => process.stderr.write(line + '\n'),
     });

@@ -12,6 +12,7 @@ import type { DeadLetterQueue } from './dlq.js';
 import type { Logger } from './log.js';
 import { redrive } from './redrive.js';
 import { LockHeld } from './redis/lock.js';
+import { readLeases } from './leases-cli.js';
 import { redisAnswers } from './redis/ping.js';
 
 export interface AdminTarget {
@@ -111,6 +112,18 @@ export async function startAdmin(target: AdminTarget, requestedHost: string, por
     );
   });
 
+  // Who reads which shard, as `firehose leases --json` prints it (the same function).
+  app.get('/leases', (_req, res) => {
+    void (async () => {
+      const redis = target.readinessRedis ?? target.redis;
+      if (!redis || !(await redisAnswers(redis, REDIS_CHECK_MS))) {
+        res.status(503).json({ error: `Redis did not answer within ${REDIS_CHECK_MS} ms` });
+        return;
+      }
+      res.json(await readLeases(target.config, redis));
+    })().catch((err: unknown) => res.status(500).json({ error: (err as Error).message }));
+  });
+
   app.get('/metrics', (_req, res) => {
     const lines: string[] = [];
     const metric = (name: string, help: string, value: (s: DeliveryStream, i: number) => number) => {
@@ -129,6 +142,9 @@ export async function startAdmin(target: AdminTarget, requestedHost: string, por
     metric('firehose_partition_count_exceeded_total', 'PartitionCountExceeded', (s) => s.stats.partitionCountExceeded);
     metric('firehose_records_held_total', 'records whose positions stay held after an encoding failure or an unexpected error (read again after a restart)', (s) => s.stats.recordsHeld);
     metric('firehose_backup_records_total', 'copies of parked records written to the backup bucket (BackupToS3.Records)', (s) => s.stats.backupCopies);
+    metric('firehose_exactly_once_objects_adopted_total', 'exactly-once objects found already written by an earlier attempt or owner, and adopted', (s) => s.stats.objectsAdopted);
+    metric('firehose_exactly_once_batches_reformed_total', 'exactly-once batches re-formed from an intent an earlier attempt recorded', (s) => s.stats.batchesReformed);
+    metric('firehose_exactly_once_batches_fenced_total', 'exactly-once batches not written or not committed because their lease had moved', (s) => s.stats.batchesFenced);
     metric('firehose_backpressure_seals_total', 'buffers sealed early because readers waited for budget', (s) => s.stats.backpressureSeals);
     metric('firehose_buffered_bytes', 'budget bytes the open buffers hold (compressed once a chunk is compressed)', (s) => s.buffers.bytes);
     metric('firehose_active_partitions', 'partitions holding records (PartitionCount)', (s) => s.buffers.partitions);

@@ -115,10 +115,13 @@ export class DeliveryStream implements RecordSink {
     this.transform =
       transform && options.transforms
         ? new TransformStage(transform, options.transforms, options.identity, clock, {
-            transformed: (record, keys) => this.router.route(record, keys),
+            transformed: (record, keys) => {
+              this.router.route(record, keys);
+              if (this.reformations.size > 0) this.cutIfReformed(record);
+            },
             dropped: (records) => this.ends.dropped(records),
             failed: (record, failure) => this.ends.failed(record, failure),
-          }, log, this.budget)
+          }, log, this.budget, pipeline.exactlyOnce !== undefined)
         : undefined;
     // Readers waiting for budget: what the buffers hold can only come back once it is delivered.
     // Sealing is worth it when they hold a good share of it; responses being read are not helped.
@@ -174,7 +177,7 @@ export class DeliveryStream implements RecordSink {
       const record = records[i]!;
       if (transform) transform.accept(record);
       else this.router.route(record, undefined);
-      if (reforming) this.cutIfReformed(record, records[i + 1]);
+      if (reforming && !transform) this.cutIfReformed(record);
     }
   }
 
@@ -197,11 +200,10 @@ export class DeliveryStream implements RecordSink {
     }
   }
 
-  /** Seals the shard's buffer after the last record of a batch being re-formed (the whole Kinesis record: all of an aggregate). */
-  private cutIfReformed(record: SourceRecord, next: SourceRecord | undefined): void {
+  /** Seals the shard's buffer right after the last record of a batch being re-formed. */
+  private cutIfReformed(record: SourceRecord): void {
     const intent = this.reformations.get(record.shardId);
-    if (!intent || record.sequenceNumber !== intent.last.sequenceNumber) return;
-    if (next && next.shardId === record.shardId && next.sequenceNumber === record.sequenceNumber) return;
+    if (!intent || record.sequenceNumber !== intent.last.sequenceNumber || record.subSequenceNumber !== intent.last.subSequenceNumber) return;
     this.reformations.delete(record.shardId);
     this.objects.hold(`shard:${record.shardId}`, false);
     this.objects.flushKey(`shard:${record.shardId}`, 're-formation');

@@ -144,8 +144,13 @@ describe('configuration', () => {
       'dataFormatConversionConfiguration.schemaConfiguration: Glue tables are not read from here'],
     ['no delivery streams', (d: Doc) => (d.deliveryStreams = []),
       'deliveryStreams: needs at least one delivery stream'],
-    ['exactlyOnce with a transform', (d: Doc) => { s3(d).exactlyOnce = true; s3(d).processingConfiguration = { enabled: true, processors: [{ type: 'Lambda', parameters: { module: 'filter' } }] }; },
-      'deliveryStreams[0].s3Destination.processingConfiguration: is not supported with exactlyOnce yet'],
+    ['exactlyOnce with dynamic partitioning', (d: Doc) => {
+      s3(d).exactlyOnce = true;
+      s3(d).prefix = 'c=!{partitionKeyFromQuery:customer}/';
+      s3(d).bufferingHints = { sizeInMBs: 64, intervalInSeconds: 60 };
+      s3(d).dynamicPartitioningConfiguration = { enabled: true };
+      s3(d).processingConfiguration = { enabled: true, processors: [{ type: 'MetadataExtraction', parameters: { metadataExtractionQuery: '{customer: .customer}' } }] };
+    }, 'deliveryStreams[0].s3Destination.dynamicPartitioningConfiguration: is not supported with exactlyOnce yet'],
     ['exactlyOnce with Parquet', (d: Doc) => { s3(d).exactlyOnce = true; s3(d).compressionFormat = 'UNCOMPRESSED'; s3(d).bufferingHints = { sizeInMBs: 64 }; s3(d).dataFormatConversionConfiguration = { schema: [{ name: 'a', type: 'string' }] }; },
       'deliveryStreams[0].s3Destination.dataFormatConversionConfiguration: is not supported with exactlyOnce yet'],
     ['a lease duration below 2 s', (d: Doc) => ((d as Record<string, unknown>).runtime = { leaseDurationInSeconds: 1 }),

@@ -1,20 +1,32 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { redisKeys } from '../src/checkpoints.js';
+import { parseConfig } from '../src/config.js';
+import { silentLogger } from '../src/log.js';
+import { startService } from '../src/service.js';
 import { firehose } from './helpers/cli.js';
 import { SequenceTracker, checkpoints, createStream, putAll, readObjects, serviceYaml, suitePeers, waitFor } from './helpers/harness.js';
 
 const BUCKET = 'exactly';
+const BLUEPRINT = fileURLToPath(new URL('./fixtures/transforms/blueprint.js', import.meta.url));
 
 describe('exactly-once S3 objects (s3Destination.exactlyOnce)', () => {
   const peers = suitePeers([BUCKET], { redisAppendOnly: true });
 
   /** A crash at a failpoint, then a restart: every record is in exactly one object, and the interrupted batch is re-formed byte for byte. */
-  async function crashThenRestart(name: string, failpoint: 'after-intent' | 'after-upload', cutBy: 'size' | 'shutdown' = 'size') {
+  async function crashThenRestart(name: string, failpoint: 'after-intent' | 'after-upload', cutBy: 'size' | 'shutdown' = 'size', transform = false) {
     await createStream(peers.kinesisClient, name, 2);
-    const yaml = serviceYaml(peers, [{ deliveryStreamName: name, streamName: name, bucket: BUCKET, sizeInMBs: 1, appendNewlineDelimiter: true, s3Extra: '      exactlyOnce: true' }]);
+    // A transform that upper-cases every record (AWS's blueprint), invoked on small buffers: many invocations at once.
+    const processing = `
+      processingConfiguration:
+        enabled: true
+        processors:
+          - type: Lambda
+            parameters: { module: "${BLUEPRINT}", bufferSizeInMBs: 0.2 }`;
+    const yaml = serviceYaml(peers, [{ deliveryStreamName: name, streamName: name, bucket: BUCKET, sizeInMBs: 1, appendNewlineDelimiter: true, s3Extra: `      exactlyOnce: true${transform ? processing : ''}` }]);
     const configPath = join(await mkdtemp(join(tmpdir(), 'firehose-exactly-')), 'streams.yaml');
     await writeFile(configPath, yaml);
     const ids: string[] = [];
@@ -67,7 +79,7 @@ describe('exactly-once S3 objects (s3Destination.exactlyOnce)', () => {
     for (const o of before) expect(objects.find((x) => x.key === o.key)!.body.equals(o.body)).toBe(true);
     const delivered = objects.flatMap((o) => o.body.toString().split('\n').filter(Boolean).map((line) => line.split(' ')[0]!));
     expect(delivered.length).toBe(ids.length); // none twice
-    expect(new Set(delivered)).toEqual(new Set(ids));
+    expect(new Set(delivered)).toEqual(new Set(transform ? ids.map((id) => id.toUpperCase()) : ids));
   }
 
   it('a crash after the upload, before the commit: the restart re-forms the same object byte for byte and commits it; every record once', async () => {
@@ -78,7 +90,33 @@ describe('exactly-once S3 objects (s3Destination.exactlyOnce)', () => {
     await crashThenRestart('cut', 'after-upload', 'shutdown');
   });
 
+  it('with a deterministic transform (its invocations run at once, their results handed on in order): a crash after the upload, the same object re-formed', async () => {
+    await crashThenRestart('transformed', 'after-upload', 'size', true);
+  });
+
   it('a crash after the intent, before the upload: the restart writes the object under the intent\'s key; every record once', async () => {
     await crashThenRestart('intended', 'after-intent');
+  });
+
+  it('fenced: a batch read under a lease another worker took is not written and not committed (its new owner writes it)', async () => {
+    await createStream(peers.kinesisClient, 'stolen', 1);
+    const yaml = serviceYaml(peers, [{ deliveryStreamName: 'stolen', streamName: 'stolen', bucket: BUCKET, sizeInMBs: 1, s3Extra: '      exactlyOnce: true' }]);
+    const service = await startService(parseConfig(yaml), { log: silentLogger });
+    const stream = service.streams[0]!;
+    try {
+      await putAll(peers.kinesisClient, 'stolen', Array.from({ length: 200 }, (_, i) => ({ data: Buffer.from(`stolen-${i}`), partitionKey: `k${i}` })));
+      await waitFor(() => stream.stats.recordsRead === 200, 20_000, 'the records read');
+      // Another worker takes the lease (what its take script writes: a new owner, the epoch raised).
+      const leases = redisKeys.leases('stolen', 'kinesis/us-east-1/stolen');
+      const lease = JSON.parse((await peers.redisClient.hget(leases, 'shardId-000000000000'))!) as { owner: string; epoch: number };
+      await peers.redisClient.hset(leases, 'shardId-000000000000', JSON.stringify({ ...lease, owner: 'another-worker', epoch: lease.epoch + 1 }));
+      stream.flush();
+      await waitFor(() => stream.stats.batchesFenced > 0, 10_000, 'the batch fenced');
+      expect(await readObjects(peers.s3Client, BUCKET, 'stolen/')).toEqual([]);
+      expect(await peers.redisClient.hlen(redisKeys.intents('stolen', 'kinesis/us-east-1/stolen'))).toBe(0);
+      expect(await checkpoints(peers.redisClient, 'stolen')).toEqual({});
+    } finally {
+      await service.stop();
+    }
   });
 });

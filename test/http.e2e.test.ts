@@ -1,5 +1,5 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
@@ -148,6 +148,12 @@ describe('HTTP endpoint destination (Firehose HTTP endpoint delivery specificati
     // One worker alone holds both shards' leases.
     expect(metrics).toContain('firehose_leases_held{delivery_stream="parked"} 2');
     expect(metrics).toContain('firehose_lease_takes_total{delivery_stream="parked"} 2');
+    // /leases: the same rows as `firehose leases --json`; this process (host:pid by default) holds both.
+    const leases = (await (await fetch(`${admin}/leases`)).json()) as Array<{ deliveryStream: string; owner: string; state: string }>;
+    expect(leases.map((l) => [l.deliveryStream, l.owner, l.state])).toEqual([
+      ['parked', `${hostname()}:${process.pid}`, 'open'],
+      ['parked', `${hostname()}:${process.pid}`, 'open'],
+    ]);
     if (hasPromtool()) {
       const lint = spawnSync('promtool', ['check', 'metrics'], { input: metrics, encoding: 'utf8' });
       expect(lint.stdout + lint.stderr).toBe('');

@@ -61,7 +61,6 @@ export const s3DestinationSchema = z
     if (value.exactlyOnce) {
       const not = (path: string, what: string) => ctx.addIssue({ code: 'custom', path: [path], message: `is not supported with exactlyOnce yet (${what})` });
       if (value.dynamicPartitioningConfiguration?.enabled) not('dynamicPartitioningConfiguration', 'objects are cut per shard');
-      if (value.processingConfiguration) not('processingConfiguration', 'a transform\'s output would have to be re-formed identically');
       if (value.dataFormatConversionConfiguration) not('dataFormatConversionConfiguration', 'GZIP and UNCOMPRESSED objects are re-formed byte for byte; Parquet is not proven to be');
     }
   })

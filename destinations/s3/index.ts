@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { awsErrorName, httpSettings } from '../../src/aws.js';
 import { codecs } from '../../src/codecs.js';
+import { failpoint } from '../../src/failpoints.js';
 import { DeliveryError, type DeliveryReceipt, type Destination, type DestinationContext, type DestinationPlugin, type EncodedBatch } from '../../src/destination.js';
 import { s3DestinationSchema, type S3DestinationConfig } from './config.js';
 import { objectKey } from './keys.js';
@@ -95,10 +97,12 @@ export class S3Destination implements Destination {
     const body = batch.chunks.length === 1 ? batch.chunks[0]! : Buffer.concat(batch.chunks as Buffer[], batch.encodedBytes);
     const create = async (target: string): Promise<'created' | 'exists'> => {
       try {
-        await this.client.send(
+        const sending = this.client.send(
           new PutObjectCommand({ Bucket: this.config.bucket, Key: target, Body: body, ContentType: codecs[batch.encoding].contentType, IfNoneMatch: '*', Metadata: metadata }),
           { abortSignal: signal },
         );
+        setImmediate(() => failpoint('mid-upload')); // the request is on its way
+        await sending;
         return 'created';
       } catch (err) {
         if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 412) return 'exists';
@@ -134,10 +138,12 @@ export class S3Destination implements Destination {
     if (batch.encodedBytes <= partSize) {
       // One PutObject; the chunks are joined once here, never per record.
       const body = batch.chunks.length === 1 ? batch.chunks[0]! : Buffer.concat(batch.chunks as Buffer[], batch.encodedBytes);
-      await this.client.send(
+      const sending = this.client.send(
         new PutObjectCommand({ Bucket: this.config.bucket, Key: key, Body: body, ContentType: contentType }),
         { abortSignal: signal },
       );
+      setImmediate(() => failpoint('mid-upload')); // the request is on its way
+      await sending;
     } else {
       const upload = new Upload({
         client: this.client,
@@ -167,8 +173,11 @@ export class S3Destination implements Destination {
  * configuration (other hints, prefix, compression) may differ from the one its intent recorded.
  */
 function configHash(config: S3DestinationConfig): string {
-  const { bucket, prefix, errorOutputPrefix, bufferingHints, compressionFormat, appendNewlineDelimiter, fileExtension } = config;
-  return createHash('sha256').update(JSON.stringify({ bucket, prefix, errorOutputPrefix, bufferingHints, compressionFormat, appendNewlineDelimiter, fileExtension })).digest('hex').slice(0, 16);
+  const { bucket, prefix, errorOutputPrefix, bufferingHints, compressionFormat, appendNewlineDelimiter, fileExtension, processing } = config;
+  const hash = createHash('sha256').update(JSON.stringify({ bucket, prefix, errorOutputPrefix, bufferingHints, compressionFormat, appendNewlineDelimiter, fileExtension, processing }));
+  // A transform's code is part of what an object holds: an edited handler is another configuration.
+  if (processing?.transform) hash.update(readFileSync(processing.transform.module));
+  return hash.digest('hex').slice(0, 16);
 }
 
 export const s3Plugin: DestinationPlugin<S3DestinationConfig> = {

@@ -48,6 +48,8 @@ export class TransformStage {
   private pendingBytes = 0;
   private timer: TimerHandle | undefined;
   private readonly inflight = new Set<Promise<void>>();
+  /** Ordered: the previous invocation's records have been handed on. */
+  private handedOn: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly processor: TransformSettings,
@@ -58,6 +60,12 @@ export class TransformStage {
     private readonly log: Logger,
     /** Transform output counts against it in place of its input. */
     private readonly budget?: ByteBudget,
+    /**
+     * Hand records on in the order they came, whichever invocation finishes first (exactly-once:
+     * a shard's batch must be re-formed from the same records in the same order). Invocations still
+     * run at once; only their results wait their turn.
+     */
+    private readonly ordered = false,
   ) {}
 
   /** Records waiting for an invocation. */
@@ -81,7 +89,8 @@ export class TransformStage {
     this.pendingRecords = [];
     this.pendingBytes = 0;
     for (const part of splitByPayload(records)) {
-      const run = this.process(part)
+      const invoked = this.invoke(part);
+      const run = (this.ordered ? (this.handedOn = this.handedOn.catch(() => undefined).then(async () => this.handOn(part, await invoked))) : invoked.then((result) => this.handOn(part, result)))
         .catch((err: unknown) => this.log.error('a transform invocation failed unexpectedly; its records will be read again after a restart', { error: err }))
         .finally(() => this.inflight.delete(run));
       this.inflight.add(run);
@@ -93,7 +102,8 @@ export class TransformStage {
     while (this.inflight.size > 0) await Promise.all(this.inflight);
   }
 
-  private async process(records: SourceRecord[]): Promise<void> {
+  /** The handler's answer for these records, retried as Firehose retries a failed invocation. */
+  private async invoke(records: SourceRecord[]): Promise<{ outcome: InvocationOutcome; attempts: number }> {
     let outcome: InvocationOutcome;
     let attempts = 0;
     for (;;) {
@@ -107,6 +117,11 @@ export class TransformStage {
       this.log.warn('transform invocation failed; retrying', { errorCode: outcome.errorCode, error: outcome.errorMessage, attempt: attempts, delayMs });
       await clockSleep(this.clock, delayMs);
     }
+    return { outcome, attempts };
+  }
+
+  /** Each record goes on transformed, dropped, or failed to the error output. */
+  private handOn(records: SourceRecord[], { outcome, attempts }: { outcome: InvocationOutcome; attempts: number }): void {
     const ended = this.clock.now();
     if (!outcome.ok) {
       this.log.warn('transform invocation failed for good; its records go to the error output', { errorCode: outcome.errorCode, records: records.length, attempts });
