@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { Acknowledgements, type ShardProgress } from './ack.js';
+import { Acknowledgements } from './ack.js';
 import type { ByteBudget } from './budget.js';
 import type { Clock, TimerHandle } from './clock.js';
 import type { Encoding } from './codecs.js';
 import type { BufferSettings } from './pipeline-settings.js';
 import { BytesEncoder, DEFAULT_CHUNK_BYTES, type Encoder } from './encoder.js';
-import type { ShardRange, SourceRecord } from './records.js';
+import type { BatchRange, FlushReason, SourceRecord } from './records.js';
+
+export type { FlushReason };
 
 /** Makes the encoder of one buffer fill; it may move positions out of `acks` (conversion failures). */
 export type EncoderFactory = (acks: Acknowledgements, holding: Holding) => Encoder;
@@ -48,7 +50,6 @@ export class Holding {
   }
 }
 
-export type FlushReason = 'size' | 'interval' | 'shutdown' | 'partition-limit' | 'backpressure' | 'hand-off' | 'shard-end' | 're-formation';
 
 /** Where a buffer's objects go: its partition, or the error output of one type. */
 export interface BufferTags {
@@ -75,10 +76,7 @@ export interface SealedBatch {
   readonly range?: BatchRange;
 }
 
-/** A per-shard batch's range, with the shard's progress the records were read under (one lease, one epoch). */
-export interface BatchRange extends ShardRange {
-  readonly progress: ShardProgress | undefined;
-}
+
 
 /**
  * Firehose's buffering rule: a buffer is sealed when its bytes (before compression) reach the size

@@ -1,5 +1,4 @@
-import type { Segment } from './ack.js';
-import type { BatchRange, FlushReason } from './buffer.js';
+import type { Segment, ShardProgress } from './ack.js';
 
 /** One record as a source hands it on. `data` is passed through untouched unless a stage needs it. */
 export interface SourceRecord {
@@ -34,6 +33,14 @@ export interface ShardRange {
   readonly first: RecordPosition & { readonly arrival: number };
   readonly last: RecordPosition;
 }
+
+/** A per-shard batch's range, with the shard's progress the records were read under (one lease, one epoch). */
+export interface BatchRange extends ShardRange {
+  readonly progress: ShardProgress | undefined;
+}
+
+/** Why a buffer was sealed. */
+export type FlushReason = 'size' | 'interval' | 'shutdown' | 'partition-limit' | 'backpressure' | 'hand-off' | 'shard-end' | 're-formation';
 
 /**
  * Where records enter a delivery stream: before its transform (as read from a stream), or after it

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { redisKeys } from '../checkpoints.js';
+import { redisKeys } from '../redis/keys.js';
 import { withCommands, type FirehoseRedis } from '../redis/commands/index.js';
 
 export type LeaseState = 'open' | 'ended';

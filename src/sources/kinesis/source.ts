@@ -17,8 +17,7 @@ import { LeaseCoordinator, type HeldLease, type LeaseHolder, type LeaseStats } f
 import { LeaseTable, type Lease, type LeaseView } from '../../leases/table.js';
 import { sleep } from '../../clock.js';
 import type { Logger } from '../../log.js';
-import type { BatchRange } from '../../buffer.js';
-import type { RecordPosition, RecordSink, Source, SourceRecord } from '../../records.js';
+import type { BatchRange, RecordPosition, RecordSink, Source, SourceRecord } from '../../records.js';
 import type { SourceContext } from '../../source.js';
 import type { KinesisSourceConfig } from './config.js';
 import { decodedResponse, decodeGetRecordsInPlace, type DecodedGetRecords } from './get-records.js';
