@@ -13,6 +13,7 @@ import type { Logger } from './log.js';
 import { redrive } from './redrive.js';
 import { LockHeld } from './redis/lock.js';
 import { readLeases } from './leases-cli.js';
+import { renderStatusPage } from './status-page.js';
 import { redisAnswers } from './redis/ping.js';
 
 export interface AdminTarget {
@@ -24,7 +25,13 @@ export interface AdminTarget {
   /** The service's own connection, for readiness when the DLQ is off. */
   readonly readinessRedis?: Redis;
   readonly budget: ByteBudget;
+  /** This worker's name in the fleet, for the status page. */
+  readonly workerId?: string;
 }
+
+/** The status page's throughput line: one sample every 10 s, 15 minutes of them. */
+const SAMPLE_SECONDS = 10;
+const SAMPLES = (15 * 60) / SAMPLE_SECONDS;
 
 interface ShardLag {
   readonly iteratorAgeMs: number;
@@ -47,6 +54,20 @@ export async function startAdmin(target: AdminTarget, requestedHost: string, por
   // Without a token, only this machine may reach it: it can purge data.
   const host = token || LOOPBACK.has(requestedHost) ? requestedHost : '127.0.0.1';
   if (host !== requestedHost) log.warn('admin endpoint: no runtime.admin.token is set, so it binds to 127.0.0.1 only, not the host asked for', { requested: requestedHost });
+
+  // Delivered bytes per sample, per stream, for the status page's sparkline.
+  const startedAt = Date.now();
+  const throughput = new Map<DeliveryStream, number[]>(target.streams.map((s) => [s, []]));
+  const lastDelivered = new Map<DeliveryStream, number>(target.streams.map((s) => [s, s.stats.bytesDelivered]));
+  const sampler = setInterval(() => {
+    for (const s of target.streams) {
+      const samples = throughput.get(s)!;
+      samples.push(s.stats.bytesDelivered - lastDelivered.get(s)!);
+      lastDelivered.set(s, s.stats.bytesDelivered);
+      if (samples.length > SAMPLES) samples.shift();
+    }
+  }, SAMPLE_SECONDS * 1000);
+  sampler.unref();
 
   // Liveness and readiness answer anyone (an orchestrator's probe carries no token).
   app.get('/healthz', (_req, res) => {
@@ -112,6 +133,40 @@ export async function startAdmin(target: AdminTarget, requestedHost: string, por
     );
   });
 
+  // The status page: what an operator looks at when something is wrong.
+  app.get('/', (_req, res) => {
+    void (async () => {
+      const redis = target.readinessRedis ?? target.redis;
+      const reachable = redis !== undefined && (await redisAnswers(redis, REDIS_CHECK_MS));
+      const leases = reachable ? await readLeases(target.config, redis).catch(() => undefined) : undefined;
+      const streams = await Promise.all(
+        target.streams.map(async (stream) => {
+          const queue = target.deadLetterQueues.find((q) => q.deliveryStreamName === stream.name);
+          const depth = queue && reachable ? await queue.count().catch(() => undefined) : undefined;
+          return {
+            stream,
+            bufferSizeBytes: stream.bufferSizeBytes,
+            throughput: throughput.get(stream) ?? [],
+            dlqDepth: queue ? (depth ?? 0) : undefined,
+            boardUrl: queue ? `/admin/queues/queue/${encodeURIComponent(queue.queue.name)}` : undefined,
+          };
+        }),
+      );
+      res.type('html').send(
+        renderStatusPage({
+          workerId: target.workerId ?? 'this worker',
+          now: Date.now(),
+          startedAt,
+          budget: { held: target.budget.held, limit: target.budget.limit, pausedMs: target.budget.pausedMs },
+          streams,
+          leases,
+          sampleSeconds: SAMPLE_SECONDS,
+          refreshSeconds: 5,
+        }),
+      );
+    })().catch((err: unknown) => res.status(500).json({ error: (err as Error).message }));
+  });
+
   // Who reads which shard, as `firehose leases --json` prints it (the same function).
   app.get('/leases', (_req, res) => {
     void (async () => {
@@ -145,6 +200,7 @@ export async function startAdmin(target: AdminTarget, requestedHost: string, por
     metric('firehose_exactly_once_objects_adopted_total', 'exactly-once objects found already written by an earlier attempt or owner, and adopted', (s) => s.stats.objectsAdopted);
     metric('firehose_exactly_once_batches_reformed_total', 'exactly-once batches re-formed from an intent an earlier attempt recorded', (s) => s.stats.batchesReformed);
     metric('firehose_exactly_once_batches_fenced_total', 'exactly-once batches not written or not committed because their lease had moved', (s) => s.stats.batchesFenced);
+    metric('firehose_delivery_data_freshness_seconds', 'DeliveryTo*.DataFreshness: how long the oldest record not yet delivered has been in the stream', (s) => s.dataFreshnessMs() / 1000);
     metric('firehose_backpressure_seals_total', 'buffers sealed early because readers waited for budget', (s) => s.stats.backpressureSeals);
     metric('firehose_buffered_bytes', 'budget bytes the open buffers hold (compressed once a chunk is compressed)', (s) => s.buffers.bytes);
     metric('firehose_active_partitions', 'partitions holding records (PartitionCount)', (s) => s.buffers.partitions);
@@ -246,5 +302,11 @@ export async function startAdmin(target: AdminTarget, requestedHost: string, por
   const address = server.address() as AddressInfo;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
   log.info('admin endpoint listening', { url });
-  return { url, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return {
+    url,
+    close: () => {
+      clearInterval(sampler);
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }

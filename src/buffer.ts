@@ -90,7 +90,7 @@ export class RecordBuffer {
   private holding: Holding;
   private records = 0;
   private rawBytes = 0;
-  private oldestArrival = Infinity;
+  private oldestArrivalTime = Infinity;
   private first: SourceRecord | undefined;
   private last: SourceRecord | undefined;
   private timer: TimerHandle | undefined;
@@ -143,8 +143,13 @@ export class RecordBuffer {
     this.encoder!.append(record);
     this.records++;
     this.rawBytes += size;
-    if (record.approximateArrivalTimestamp < this.oldestArrival) this.oldestArrival = record.approximateArrivalTimestamp;
+    if (record.approximateArrivalTimestamp < this.oldestArrivalTime) this.oldestArrivalTime = record.approximateArrivalTimestamp;
     if (!this.settings.perShard && (this.rawBytes >= this.settings.sizeBytes || this.records === this.settings.maxRecords)) this.seal('size');
+  }
+
+  /** The oldest arrival time among the records buffered (Infinity when empty). */
+  get oldestArrival(): number {
+    return this.records > 0 ? this.oldestArrivalTime : Infinity;
   }
 
   /** When the first record now buffered arrived (Infinity when empty). */
@@ -175,7 +180,7 @@ export class RecordBuffer {
       records: this.records,
       rawBytes: this.rawBytes,
       encoding: this.settings.encoding,
-      oldestArrivalTimestamp: this.oldestArrival,
+      oldestArrivalTimestamp: this.oldestArrivalTime,
       acks: this.acks,
       holding: this.holding,
       body: this.encoder!.finish(),
@@ -199,7 +204,7 @@ export class RecordBuffer {
     this.holding = new Holding(this.budget);
     this.records = 0;
     this.rawBytes = 0;
-    this.oldestArrival = Infinity;
+    this.oldestArrivalTime = Infinity;
     this.onSeal(batch);
   }
 }
@@ -234,6 +239,13 @@ export class BufferSet {
     let n = 0;
     for (const b of this.buffers.values()) n += b.heldBytes;
     return n;
+  }
+
+  /** The oldest arrival time among every buffered record (Infinity when none). */
+  get oldestArrival(): number {
+    let oldest = Infinity;
+    for (const b of this.buffers.values()) if (b.oldestArrival < oldest) oldest = b.oldestArrival;
+    return oldest;
   }
 
   get active(): number {

@@ -81,6 +81,10 @@ export class DeliveryStream implements RecordSink {
   private running: Promise<void> | undefined;
   private readonly budget: ByteBudget;
   private readonly stopListening: () => void;
+  /** The last object (or request) delivered, for the status page. */
+  lastDelivery: { readonly at: number; readonly location: string; readonly records: number; readonly bytes: number } | undefined;
+  /** Sealed batches being delivered: their oldest arrival times (DataFreshness counts them). */
+  private readonly undelivered = new Map<string, number>();
   /** Exactly-once: per shard, the delivery of its latest batch; a shard's batches are recorded, written and committed in order. */
   private readonly shardDeliveries = new Map<string, Promise<void>>();
   /** Exactly-once: per shard, where the batch an earlier attempt recorded ends (cut there when re-read). */
@@ -152,6 +156,11 @@ export class DeliveryStream implements RecordSink {
 
   get source(): Source {
     return this.options.source;
+  }
+
+  /** The size hint its buffers fill to. */
+  get bufferSizeBytes(): number {
+    return this.options.pipeline.buffer.sizeBytes;
   }
 
   /** Records held in open buffers, transform buffers aside. */
@@ -308,7 +317,26 @@ export class DeliveryStream implements RecordSink {
     );
   }
 
+  /**
+   * Firehose's DataFreshness: how long the oldest record not yet delivered (buffered, or in a batch
+   * being delivered) has been in the stream, in ms; 0 when nothing waits.
+   */
+  dataFreshnessMs(now = this.options.clock.now()): number {
+    let oldest = this.objects.oldestArrival;
+    for (const arrival of this.undelivered.values()) if (arrival < oldest) oldest = arrival;
+    return oldest === Infinity ? 0 : Math.max(0, now - oldest);
+  }
+
   private async deliver(sealed: SealedBatch): Promise<void> {
+    if (!sealed.tags.errorOutputType) this.undelivered.set(sealed.id, sealed.oldestArrivalTimestamp);
+    try {
+      await this.deliverSealed(sealed);
+    } finally {
+      this.undelivered.delete(sealed.id);
+    }
+  }
+
+  private async deliverSealed(sealed: SealedBatch): Promise<void> {
     const { log, destination, onDelivered, clock, pipeline } = this.options;
     let chunks: Buffer[];
     try {
@@ -386,6 +414,7 @@ export class DeliveryStream implements RecordSink {
       this.stats.objectsDelivered++;
     }
     const location = outcome.receipt?.location ?? 'partially delivered';
+    if (!isErrorOutput) this.lastDelivery = { at: clock.now(), location, records: delivered, bytes: batch.rawBytes };
     log.info('delivered', { location, records: delivered, rawBytes: batch.rawBytes, encodedBytes: batch.encodedBytes, attempts: outcome.attempts, durationMs: clock.now() - startedAt, reason: sealed.reason });
     try {
       onDelivered?.({

@@ -49,7 +49,7 @@ export async function startService(config: ServiceConfig, options: ServiceOption
   log.info('started', { workerId: shared.workerId, deliveryStreams: streams.map((s) => s.name), byteBudgetMiB: Math.round(shared.budget.limit / MiB) });
 
   const admin = config.runtime.admin.enabled
-    ? await startAdmin({ config, streams, deadLetterQueues: shared.deadLetterQueues, redis: dlqRedis, readinessRedis: redis, budget: shared.budget }, config.runtime.admin.host, config.runtime.admin.port, log)
+    ? await startAdmin({ config, streams, deadLetterQueues: shared.deadLetterQueues, redis: dlqRedis, readinessRedis: redis, budget: shared.budget, workerId: shared.workerId }, config.runtime.admin.host, config.runtime.admin.port, log)
     : undefined;
   let stopped: Promise<boolean> | undefined;
   return {
