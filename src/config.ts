@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import type { RedisSettings } from './redis/connection.js';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { destinationPlugins } from '../destinations/index.js';
@@ -38,9 +40,26 @@ export interface DeliveryStreamConfig {
   destination: { plugin: DestinationPlugin<unknown>; config: unknown };
 }
 
+const pemFile = text('a path to a PEM file').refine((path) => existsSync(path), { message: 'no such file' });
+
 const serviceSchema = z.strictObject({
   redis: z
-    .strictObject({ url: matching(/^rediss?:\/\/\S+$/, 'a redis:// or rediss:// URL') })
+    .strictObject({
+      url: matching(/^rediss?:\/\/\S+$/, 'a redis:// or rediss:// URL'),
+      /** With rediss://: a CA for a self-signed server certificate, a client certificate (mutual TLS). */
+      tls: z
+        .strictObject({
+          caFile: pemFile.optional(),
+          certFile: pemFile.optional(),
+          keyFile: pemFile.optional(),
+          rejectUnauthorized: flag().default(true),
+        })
+        .optional(),
+    })
+    .superRefine((value, ctx) => {
+      if (value.tls && !value.url.startsWith('rediss://')) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'is used only with a rediss:// url' });
+      if (value.tls && !!value.tls.certFile !== !!value.tls.keyFile) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'certFile and keyFile go together (a client certificate and its key)' });
+    })
     .default({ url: 'redis://127.0.0.1:6379' }),
   runtime: z
     .strictObject({
@@ -84,7 +103,7 @@ const serviceSchema = z.strictObject({
 });
 
 export interface ServiceConfig {
-  redis: { url: string };
+  redis: RedisSettings;
   runtime: z.output<typeof serviceSchema>['runtime'];
   deliveryStreams: DeliveryStreamConfig[];
 }

@@ -30,7 +30,7 @@ export async function runDlqCommand(action: string, config: ServiceConfig, optio
     options.out(`no delivery stream named ${JSON.stringify(options.stream)} in the configuration`);
     return 2;
   }
-  const redis = dlqConnection(config.redis.url);
+  const redis = dlqConnection(config.redis);
   redis.on('error', () => undefined);
   if (!(await redisAnswers(redis, REDIS_WAIT_MS))) {
     redis.disconnect();

@@ -1,5 +1,7 @@
 import { Queue, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import type { Logger } from './log.js';
+import { redisConnection, type RedisSettings } from './redis/connection.js';
 import type { ErrorOutputType } from './failure.js';
 import type { SourceRecord } from './records.js';
 
@@ -205,6 +207,6 @@ export class DeadLetterQueue implements DeadLetterParking {
 export const letterId = (l: Pick<DeadLetter, 'shardId' | 'sequenceNumber' | 'subSequenceNumber'>) => `${l.shardId}:${l.sequenceNumber}:${l.subSequenceNumber}`;
 
 /** BullMQ needs a connection that retries forever (maxRetriesPerRequest: null). */
-export function dlqConnection(url: string): Redis {
-  return new Redis(url, { maxRetriesPerRequest: null });
+export function dlqConnection(settings: RedisSettings, log?: Logger): Redis {
+  return redisConnection(settings, { maxRetriesPerRequest: null }, log);
 }

@@ -1,6 +1,7 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { ServiceConfig } from './config.js';
 import { LeaseTable } from './leases/table.js';
+import { redisConnection } from './redis/connection.js';
 import { redisAnswers, redisWhere } from './redis/ping.js';
 
 const REDIS_WAIT_MS = 5_000;
@@ -43,7 +44,7 @@ export async function readLeases(config: ServiceConfig, redis: Redis): Promise<L
 
 /** `firehose leases`: who reads which shard, under which epoch, until when. Returns the exit code. */
 export async function runLeasesCommand(config: ServiceConfig, options: { json: boolean; out: (line: string) => void }): Promise<number> {
-  const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 1, lazyConnect: true });
+  const redis = redisConnection(config.redis, { maxRetriesPerRequest: 1, lazyConnect: true });
   redis.on('error', () => undefined);
   try {
     if (!(await redisAnswers(redis, REDIS_WAIT_MS))) {

@@ -1,4 +1,5 @@
-import { Redis } from 'ioredis';
+import { redisConnection } from './redis/connection.js';
+import type { Redis } from 'ioredis';
 import { assembleDeliveryStream, SharedResources } from './assemble.js';
 import { systemClock } from './clock.js';
 import type { DeliveryStreamConfig, ServiceConfig } from './config.js';
@@ -36,9 +37,9 @@ export const redriveLockKey = (deliveryStreamName: string) => `{fh:${deliveryStr
  */
 export async function redrive(config: ServiceConfig, streamConfig: DeliveryStreamConfig, options: RedriveOptions): Promise<RedriveResult> {
   const name = streamConfig.deliveryStreamName;
-  const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 2, lazyConnect: true });
+  const redis = redisConnection(config.redis, { maxRetriesPerRequest: 2, lazyConnect: true }, options.log);
   redis.on('error', () => undefined);
-  const dlqRedis = options.dlqRedis ?? dlqConnection(config.redis.url);
+  const dlqRedis = options.dlqRedis ?? dlqConnection(config.redis, options.log);
   if (!options.dlqRedis) dlqRedis.on('error', () => undefined);
   try {
     const lock = await RedisLock.acquire(redis, redriveLockKey(name), `a redrive of ${name}`);

@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import { redisConnection } from './redis/connection.js';
 import { assembleDeliveryStream, SharedResources } from './assemble.js';
 import type { ByteBudget } from './budget.js';
 import { systemClock, type Clock } from './clock.js';
@@ -33,10 +33,8 @@ export interface RunningService {
 export async function startService(config: ServiceConfig, options: ServiceOptions = {}): Promise<RunningService> {
   const log = options.log ?? createLogger();
   const clock = options.clock ?? systemClock;
-  const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 2, lazyConnect: true });
-  redis.on('error', (err: Error) => log.debug('redis connection error', { error: err }));
-  const dlqRedis = config.runtime.deadLetterQueue.enabled ? dlqConnection(config.redis.url) : undefined;
-  dlqRedis?.on('error', (err: Error) => log.debug('dead-letter queue connection error', { error: err }));
+  const redis = redisConnection(config.redis, { maxRetriesPerRequest: 2, lazyConnect: true }, log);
+  const dlqRedis = config.runtime.deadLetterQueue.enabled ? dlqConnection(config.redis, log) : undefined;
   const shared = new SharedResources(config, config.deliveryStreams, redis, dlqRedis, clock, log, options.workerId);
 
   const streams: DeliveryStream[] = [];

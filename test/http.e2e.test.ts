@@ -207,7 +207,7 @@ describe('HTTP endpoint destination (Firehose HTTP endpoint delivery specificati
       stream.flush(); // delivery fails for the retry duration, then the batch would be parked
       await waitFor(async () => Number((await (await fetch(`${service.adminUrl}/metrics`)).text()).match(/^firehose_lease_fenced_writes_refused_total\{[^}]*\} (\d+)$/m)?.[1] ?? 0) > 0, 20_000, 'the park fenced');
       expect(stream.stats.recordsToDeadLetterQueue).toBe(0);
-      const dlqRedis = dlqConnection(peers.redis.url);
+      const dlqRedis = dlqConnection({ url: peers.redis.url });
       expect(await new DeadLetterQueue(dlqRedis, 'fenced', 16 * 1024 * 1024).count()).toBe(0);
       dlqRedis.disconnect();
       expect(await checkpoints(peers.redisClient, 'fenced')).toEqual({});

@@ -73,6 +73,8 @@ describe('lease scripts', () => {
     // b: asked for, not handed over; a forced take before a lease duration has passed is refused.
     expect(await t.requestHandOff('w2', 'b', 'w1')).toBe(true);
     expect(await t.take('w2', 'b', D, true)).toEqual({ taken: false, why: 'owned' });
+    // Past the (here 1 ms) duration since the ask, the take is forced.
+    await new Promise((r) => setTimeout(r, 5));
     expect(await t.take('w2', 'b', 1, true)).toMatchObject({ taken: true, epoch: 2 });
   });
 

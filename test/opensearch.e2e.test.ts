@@ -61,7 +61,7 @@ describe('OpenSearch destination (against a _bulk server with real per-item erro
       expect(service.streams[0]!.stats.recordsDelivered).toBe(good.length);
 
       if (dlq) {
-        const redis = dlqConnection(peers.redis.url);
+        const redis = dlqConnection({ url: peers.redis.url });
         const queue = new DeadLetterQueue(redis, name, 1 << 30);
         const letters = await queue.list();
         await queue.close();

@@ -44,7 +44,7 @@ deliveryStreams:`;
   const backup = (name: string, extra = '') => `s3Configuration: { bucket: ${BUCKET}, prefix: "${name}/", errorOutputPrefix: "${name}-failed/", endpoint: "${peers.s3.endpoint}"${extra} }`;
 
   async function letters(name: string): Promise<DeadLetterEntry[]> {
-    const redis = dlqConnection(peers.redis.url);
+    const redis = dlqConnection({ url: peers.redis.url });
     const queue = new DeadLetterQueue(redis, name, 1 << 30);
     try {
       return await queue.list();
@@ -264,7 +264,7 @@ deliveryStreams:`;
   });
 
   it('a DLQ bound smaller than one batch parks what fits and keeps the rest waiting; a letter larger than the whole bound is refused for the error output', async () => {
-    const redis = dlqConnection(peers.redis.url);
+    const redis = dlqConnection({ url: peers.redis.url });
     const queue = new DeadLetterQueue(redis, 'tinybound', 1_000);
     const letter = (n: number, size: number) => ({
       deliveryStreamName: 'tinybound', destination: 'httpEndpointDestination', errorOutputType: 'http-endpoint-failed' as const,

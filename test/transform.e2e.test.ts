@@ -208,7 +208,7 @@ describe('transforms: Firehose Lambda handlers run as local modules', () => {
     await waitFor(() => service.streams[0]!.stats.recordsRead === 300, 30_000, 'every record read');
     expect(await service.stop()).toBe(true);
 
-    const redis = dlqConnection(peers.redis.url);
+    const redis = dlqConnection({ url: peers.redis.url });
     const queue = new DeadLetterQueue(redis, 'parked-processing', 1 << 30);
     const letters = await queue.list();
     await queue.close();
