@@ -50,6 +50,16 @@ export const s3DestinationSchema = z
      * after a crash or a lease move.
      */
     exactlyOnce: flag().default(false),
+    /** Server-side encryption of every object written: AES256 (SSE-S3) or aws:kms (SSE-KMS, with kmsKeyARN or the bucket's default key). */
+    serverSideEncryption: oneOf(['AES256', 'aws:kms'] as const).optional(),
+    kmsKeyARN: matching(/^arn:[\w-]+:kms:[a-z0-9-]+:\d{12}:(key|alias)\/\S+$/, 'a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)').optional(),
+    /** CloudFormation's EncryptionConfiguration: KMSEncryptionConfig.AWSKMSKeyARN, or NoEncryptionConfig. */
+    encryptionConfiguration: z
+      .strictObject({
+        kmsEncryptionConfig: z.strictObject({ awsKMSKeyARN: matching(/^arn:[\w-]+:kms:[a-z0-9-]+:\d{12}:(key|alias)\/\S+$/, 'a KMS key ARN') }).optional(),
+        noEncryptionConfig: oneOf(['NoEncryption'] as const).optional(),
+      })
+      .optional(),
   })
   .superRefine((value, ctx) => {
     if (!value.bucket && !value.bucketARN) {
@@ -58,6 +68,10 @@ export const s3DestinationSchema = z
     if (value.bucket && value.bucketARN && value.bucketARN.split(':::')[1] !== value.bucket) {
       ctx.addIssue({ code: 'custom', path: ['bucketARN'], message: `names another bucket than bucket ${JSON.stringify(value.bucket)}` });
     }
+    if (value.kmsKeyARN && value.serverSideEncryption !== 'aws:kms') ctx.addIssue({ code: 'custom', path: ['kmsKeyARN'], message: 'needs serverSideEncryption: aws:kms' });
+    const kms = value.encryptionConfiguration?.kmsEncryptionConfig;
+    if (kms && value.encryptionConfiguration?.noEncryptionConfig) ctx.addIssue({ code: 'custom', path: ['encryptionConfiguration'], message: 'give kmsEncryptionConfig or noEncryptionConfig, not both' });
+    if (kms && value.serverSideEncryption) ctx.addIssue({ code: 'custom', path: ['encryptionConfiguration'], message: 'give encryptionConfiguration or serverSideEncryption, not both' });
     if (value.exactlyOnce) {
       const not = (path: string, what: string) => ctx.addIssue({ code: 'custom', path: [path], message: `is not supported with exactlyOnce yet (${what})` });
       if (value.dynamicPartitioningConfiguration?.enabled) not('dynamicPartitioningConfiguration', 'objects are cut per shard');
@@ -91,6 +105,11 @@ export const s3DestinationSchema = z
       bucket: value.bucket ?? value.bucketARN!.split(':::')[1]!,
       processing: value.processingConfiguration ?? undefined,
       dynamicPartitioning: value.dynamicPartitioningConfiguration?.enabled ?? false,
+      encryption: value.encryptionConfiguration?.kmsEncryptionConfig
+        ? { serverSideEncryption: 'aws:kms' as const, kmsKeyARN: value.encryptionConfiguration.kmsEncryptionConfig.awsKMSKeyARN }
+        : value.serverSideEncryption
+          ? { serverSideEncryption: value.serverSideEncryption, kmsKeyARN: value.kmsKeyARN }
+          : undefined,
       ...compiled,
     };
   });

@@ -60,6 +60,13 @@ export class S3Destination implements Destination {
     return bytes > MAX_KEY_BYTES ? `the partition's S3 key would be ${bytes} bytes long; S3 allows ${MAX_KEY_BYTES}` : undefined;
   }
 
+  /** What every PutObject and multipart upload carries for server-side encryption. */
+  private get sse(): { ServerSideEncryption?: 'AES256' | 'aws:kms'; SSEKMSKeyId?: string } {
+    const e = this.config.encryption;
+    if (!e) return {};
+    return { ServerSideEncryption: e.serverSideEncryption, ...(e.kmsKeyARN ? { SSEKMSKeyId: e.kmsKeyARN } : {}) };
+  }
+
   /** Objects are named for what they hold; a configured fileExtension names delivered objects only. */
   private extensionFor(codecExtension: string): string {
     return this.config.fileExtension ?? codecExtension;
@@ -98,7 +105,7 @@ export class S3Destination implements Destination {
     const create = async (target: string): Promise<'created' | 'exists'> => {
       try {
         const sending = this.client.send(
-          new PutObjectCommand({ Bucket: this.config.bucket, Key: target, Body: body, ContentType: codecs[batch.encoding].contentType, IfNoneMatch: '*', Metadata: metadata }),
+          new PutObjectCommand({ Bucket: this.config.bucket, Key: target, Body: body, ContentType: codecs[batch.encoding].contentType, IfNoneMatch: '*', Metadata: metadata, ...this.sse }),
           { abortSignal: signal },
         );
         setImmediate(() => failpoint('mid-upload')); // the request is on its way
@@ -139,7 +146,7 @@ export class S3Destination implements Destination {
       // One PutObject; the chunks are joined once here, never per record.
       const body = batch.chunks.length === 1 ? batch.chunks[0]! : Buffer.concat(batch.chunks as Buffer[], batch.encodedBytes);
       const sending = this.client.send(
-        new PutObjectCommand({ Bucket: this.config.bucket, Key: key, Body: body, ContentType: contentType }),
+        new PutObjectCommand({ Bucket: this.config.bucket, Key: key, Body: body, ContentType: contentType, ...this.sse }),
         { abortSignal: signal },
       );
       setImmediate(() => failpoint('mid-upload')); // the request is on its way
@@ -147,7 +154,7 @@ export class S3Destination implements Destination {
     } else {
       const upload = new Upload({
         client: this.client,
-        params: { Bucket: this.config.bucket, Key: key, Body: Readable.from(batch.chunks), ContentType: contentType },
+        params: { Bucket: this.config.bucket, Key: key, Body: Readable.from(batch.chunks), ContentType: contentType, ...this.sse },
         partSize,
         queueSize: 2,
         leavePartsOnError: false,
