@@ -1,3 +1,5 @@
+import { ADVANCE_CHECKPOINT } from './checkpoint-lua.js';
+
 /**
  * Moves shard checkpoints forward, never backwards, never past the end of a shard.
  * KEYS[1] the checkpoints (shard → position as the source writes it),
@@ -9,24 +11,10 @@
 export const advanceCheckpoints = {
   name: 'firehoseAdvanceCheckpoints',
   numberOfKeys: 2,
-  lua: `
+  lua: `${ADVANCE_CHECKPOINT}
 local moved = 0
 for i = 1, #ARGV, 3 do
-  local shard, position, sortKey = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local current = redis.call('HGET', KEYS[1], shard)
-  local forward
-  if current == false then forward = true
-  elseif current == 'SHARD_END' then forward = false
-  elseif position == 'SHARD_END' then forward = true
-  else
-    local currentKey = redis.call('HGET', KEYS[2], shard)
-    forward = currentKey == false or sortKey > currentKey
-  end
-  if forward then
-    redis.call('HSET', KEYS[1], shard, position)
-    redis.call('HSET', KEYS[2], shard, sortKey)
-    moved = moved + 1
-  end
+  if advanceCheckpoint(KEYS[1], KEYS[2], ARGV[i], ARGV[i + 1], ARGV[i + 2]) then moved = moved + 1 end
 end
 return moved
 `,

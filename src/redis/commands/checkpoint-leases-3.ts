@@ -1,4 +1,5 @@
-import { NEW_LEASE } from './lease-lua.js';
+import { ADVANCE_CHECKPOINT } from './checkpoint-lua.js';
+import { HELD_LEASE, NEW_LEASE } from './lease-lua.js';
 
 /**
  * Moves the checkpoints of leased shards, fenced: a shard's checkpoint moves only for the owner of
@@ -13,29 +14,16 @@ import { NEW_LEASE } from './lease-lua.js';
 export const checkpointLeases = {
   name: 'firehoseCheckpointLeases',
   numberOfKeys: 3,
-  lua: `${NEW_LEASE}
+  lua: `${NEW_LEASE}${HELD_LEASE}${ADVANCE_CHECKPOINT}
 local worker = ARGV[1]
 local refused = {}
 for i = 2, #ARGV, 5 do
   local shard, epoch, position, sortKey, ending = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  local raw = redis.call('HGET', KEYS[1], shard)
-  local lease = raw and cjson.decode(raw)
-  if not lease or lease.owner ~= worker or lease.epoch ~= epoch or lease.state ~= 'open' then
+  local lease = heldLease(KEYS[1], shard, worker, epoch)
+  if not lease then
     refused[#refused + 1] = shard
   else
-    local current = redis.call('HGET', KEYS[2], shard)
-    local forward
-    if current == false then forward = true
-    elseif current == 'SHARD_END' then forward = false
-    elseif position == 'SHARD_END' then forward = true
-    else
-      local currentKey = redis.call('HGET', KEYS[3], shard)
-      forward = currentKey == false or sortKey > currentKey
-    end
-    if forward then
-      redis.call('HSET', KEYS[2], shard, position)
-      redis.call('HSET', KEYS[3], shard, sortKey)
-    end
+    advanceCheckpoint(KEYS[2], KEYS[3], shard, position, sortKey)
     if position == 'SHARD_END' then
       local ended = cjson.decode(ending)
       lease.state = 'ended'

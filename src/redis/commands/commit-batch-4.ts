@@ -1,3 +1,6 @@
+import { ADVANCE_CHECKPOINT } from './checkpoint-lua.js';
+import { HELD_LEASE } from './lease-lua.js';
+
 /**
  * Exactly-once: commits an uploaded batch — the shard's checkpoint moves to the batch's last record
  * and its intent is deleted, in one call, fenced by the lease epoch. Never moves a checkpoint backwards.
@@ -9,22 +12,11 @@
 export const commitBatch = {
   name: 'firehoseCommitBatch',
   numberOfKeys: 4,
-  lua: `
-local raw = redis.call('HGET', KEYS[1], ARGV[2])
-local lease = raw and cjson.decode(raw)
-if not lease or lease.owner ~= ARGV[1] or lease.epoch ~= tonumber(ARGV[3]) or lease.state ~= 'open' then return 'fenced' end
+  lua: `${ADVANCE_CHECKPOINT}${HELD_LEASE}
+if not heldLease(KEYS[1], ARGV[2], ARGV[1], ARGV[3]) then return 'fenced' end
 local intent = redis.call('HGET', KEYS[2], ARGV[2])
 if intent and cjson.decode(intent).first == ARGV[4] then redis.call('HDEL', KEYS[2], ARGV[2]) end
-local current = redis.call('HGET', KEYS[3], ARGV[2])
-local forward = current == false
-if current ~= false and current ~= 'SHARD_END' then
-  local currentKey = redis.call('HGET', KEYS[4], ARGV[2])
-  forward = currentKey == false or ARGV[6] > currentKey
-end
-if forward then
-  redis.call('HSET', KEYS[3], ARGV[2], ARGV[5])
-  redis.call('HSET', KEYS[4], ARGV[2], ARGV[6])
-end
+advanceCheckpoint(KEYS[3], KEYS[4], ARGV[2], ARGV[5], ARGV[6])
 return 'committed'
 `,
 } as const;

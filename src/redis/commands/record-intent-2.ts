@@ -1,3 +1,5 @@
+import { HELD_LEASE } from './lease-lua.js';
+
 /**
  * Exactly-once: records a batch's intent before its upload, fenced by the lease epoch. From then on
  * the batch's contents are fixed: whoever holds the lease next re-forms exactly this range.
@@ -11,10 +13,8 @@
 export const recordIntent = {
   name: 'firehoseRecordIntent',
   numberOfKeys: 2,
-  lua: `
-local raw = redis.call('HGET', KEYS[1], ARGV[2])
-local lease = raw and cjson.decode(raw)
-if not lease or lease.owner ~= ARGV[1] or lease.epoch ~= tonumber(ARGV[3]) or lease.state ~= 'open' then return 'fenced' end
+  lua: `${HELD_LEASE}
+if not heldLease(KEYS[1], ARGV[2], ARGV[1], ARGV[3]) then return 'fenced' end
 local existing = redis.call('HGET', KEYS[2], ARGV[2])
 if existing then
   local open = cjson.decode(existing)
