@@ -436,7 +436,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
       leaseDurationInSeconds: 4,
       kills: 10,
       s3OutageMs: 30_000,
-      failpoints: 'after-intent:0.03,mid-upload:0.03,after-upload:0.03',
+      failpoints: 'before-upload:0.03,after-intent:0.03,after-upload:0.03',
       exactlyOnce,
       log: (line) => process.stderr.write(line + '\n'),
     });

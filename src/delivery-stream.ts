@@ -120,6 +120,7 @@ export class DeliveryStream implements RecordSink {
       transform && options.transforms
         ? new TransformStage(transform, options.transforms, options.identity, clock, {
             transformed: (record, keys) => {
+              if (this.reformations.size > 0) this.cutIfPast(record);
               this.router.route(record, keys);
               if (this.reformations.size > 0) this.cutIfReformed(record);
             },
@@ -184,6 +185,7 @@ export class DeliveryStream implements RecordSink {
     const reforming = this.reformations.size > 0;
     for (let i = 0; i < records.length; i++) {
       const record = records[i]!;
+      if (reforming && !transform) this.cutIfPast(record);
       if (transform) transform.accept(record);
       else this.router.route(record, undefined);
       if (reforming && !transform) this.cutIfReformed(record);
@@ -213,9 +215,29 @@ export class DeliveryStream implements RecordSink {
   private cutIfReformed(record: SourceRecord): void {
     const intent = this.reformations.get(record.shardId);
     if (!intent || record.sequenceNumber !== intent.last.sequenceNumber || record.subSequenceNumber !== intent.last.subSequenceNumber) return;
-    this.reformations.delete(record.shardId);
-    this.objects.hold(`shard:${record.shardId}`, false);
-    this.objects.flushKey(`shard:${record.shardId}`, 're-formation');
+    this.endReformation(record.shardId);
+  }
+
+  /**
+   * A record past the intent's end, its last record never seen (aged out of the stream, or the
+   * transform dropped it this time): cut before it rather than hold the shard forever. The batch
+   * then ends elsewhere than its intent said; it is written under its own key (none lost).
+   */
+  private cutIfPast(record: SourceRecord): void {
+    const last = this.reformations.get(record.shardId)?.last;
+    if (!last) return;
+    const a = record.sequenceNumber;
+    const b = last.sequenceNumber;
+    const past = a.length !== b.length ? a.length > b.length : a > b || (a === b && record.subSequenceNumber > last.subSequenceNumber);
+    if (!past) return;
+    this.options.log.warn('re-formation: the intent\'s last record did not come; the batch is cut before the next one', { shardId: record.shardId, last: `${b}:${last.subSequenceNumber}` });
+    this.endReformation(record.shardId);
+  }
+
+  private endReformation(shardId: string): void {
+    this.reformations.delete(shardId);
+    this.objects.hold(`shard:${shardId}`, false);
+    this.objects.flushKey(`shard:${shardId}`, 're-formation');
   }
 
   /** Seals every open buffer now, whatever its size and age (a finite source ran out, a test drives time by hand). */

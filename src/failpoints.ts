@@ -1,5 +1,5 @@
 /**
- * Crash points for the chaos run: `FIREHOSE_FAILPOINTS="after-intent:0.02,mid-upload:0.02,after-upload:0.02"`
+ * Crash points for the chaos run: `FIREHOSE_FAILPOINTS="before-upload:0.02,after-intent:0.02,after-upload:0.02"`
  * makes the process die (SIGKILL, as a crash would: no cleanup, no final checkpoint) at that point
  * with that probability. Unset, each check is one Map lookup.
  */

@@ -16,7 +16,7 @@ describe('chaos: a fleet under kills, pauses, a split, Redis and S3 outages', ()
       leaseDurationInSeconds: 2,
       kills: 4,
       s3OutageMs: 5_000,
-      failpoints: 'after-intent:0.05,mid-upload:0.05,after-upload:0.05',
+      failpoints: 'before-upload:0.05,after-intent:0.05,after-upload:0.05',
       log: (line) => console.log(line),
     });
     console.log(formatReport(report));
