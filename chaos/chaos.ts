@@ -23,7 +23,7 @@ import { s3DestinationSchema } from '../destinations/s3/config.js';
 import { storedCheckpoints } from '../src/checkpoints.js';
 import { sleep } from '../src/clock.js';
 import { parseConfig } from '../src/config.js';
-import { LOCAL_CREDENTIALS, startKinesalite, startRedis, startS3rver, type S3Server } from '../src/dev/peers.js';
+import { localAwsEnvironment, startKinesalite, startRedis, startS3rver, type S3Server } from '../src/dev/peers.js';
 import { createStream, localKinesisClient, putAll } from '../src/dev/producer.js';
 import { readLeases } from '../src/leases-cli.js';
 
@@ -94,9 +94,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const { log } = options;
   const began = Date.now();
   // Everything here is local: s3rver accepts only its own key pair.
-  process.env.AWS_ACCESS_KEY_ID = LOCAL_CREDENTIALS.accessKeyId;
-  process.env.AWS_SECRET_ACCESS_KEY = LOCAL_CREDENTIALS.secretAccessKey;
-  process.env.AWS_REGION ??= 'us-east-1';
+  Object.assign(process.env, localAwsEnvironment());
   const [redis, kinesis] = await Promise.all([startRedis({ appendOnly: true }), startKinesalite()]);
   let s3: S3Server = await startS3rver([BUCKET]);
   const s3Port = Number(new URL(s3.endpoint).port);
@@ -146,10 +144,7 @@ deliveryStreams:
     const child = spawn(process.execPath, [CLI, 'run', '--config', configPath, '--worker-id', id], {
       env: {
         ...process.env,
-        AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-        AWS_REGION: 'us-east-1',
-        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+        ...localAwsEnvironment(),
         FIREHOSE_LOG_LEVEL: 'info',
         // The final clean stops run without failpoints: they are how the run ends, not a fault.
         FIREHOSE_FAILPOINTS: supervising ? options.failpoints : '',

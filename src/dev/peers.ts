@@ -13,6 +13,20 @@ import { join } from 'node:path';
 
 export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
 
+/**
+ * The environment a `firehose` process needs against the local peers: s3rver's key pair (the
+ * service reads credentials through the SDK's default chain, as in production), a region, and the
+ * SDK's Node-version notice silenced.
+ */
+export function localAwsEnvironment(): Record<string, string> {
+  return {
+    AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+    AWS_REGION: 'us-east-1',
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  };
+}
+
 export class MissingPeerError extends Error {}
 
 export function freePort(): Promise<number> {

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { LOCAL_CREDENTIALS } from '../../src/dev/peers.js';
+import { localAwsEnvironment } from '../../src/dev/peers.js';
 
 export const CLI = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url));
 
@@ -14,14 +14,7 @@ export interface CliProcess {
 /** Runs `firehose …` as its own process, as a user or an init system would. */
 export function firehose(args: string[], env: Record<string, string> = {}, options: { ownProcessGroup?: boolean } = {}): CliProcess {
   const child = spawn(process.execPath, [CLI, ...args], {
-    env: {
-      ...process.env,
-      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-      AWS_REGION: 'us-east-1',
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-      ...env,
-    },
+    env: { ...process.env, ...localAwsEnvironment(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     // As a terminal runs it: the leader of its own process group, which Ctrl-C signals whole.
     detached: options.ownProcessGroup ?? false,
