@@ -15,6 +15,7 @@ import { LockHeld } from './redis/lock.js';
 import { readLeases } from './leases-cli.js';
 import { renderStatusPage } from './status-page.js';
 import { redisAnswers } from './redis/ping.js';
+import { serviceMetrics } from './metrics/registry.js';
 
 export interface AdminTarget {
   readonly config: ServiceConfig;
@@ -33,12 +34,6 @@ export interface AdminTarget {
 const SAMPLE_SECONDS = 10;
 const SAMPLES = (15 * 60) / SAMPLE_SECONDS;
 
-interface ShardLag {
-  readonly iteratorAgeMs: number;
-  readonly millisBehindLatest: number;
-}
-
-const numberFrom = (status: Readonly<Record<string, unknown>>, key: string) => (typeof status[key] === 'number' ? (status[key] as number) : 0);
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 const REDIS_CHECK_MS = 2_000;
@@ -179,63 +174,12 @@ export async function startAdmin(target: AdminTarget, requestedHost: string, por
     })().catch((err: unknown) => res.status(500).json({ error: (err as Error).message }));
   });
 
+  const metrics = serviceMetrics(target);
   app.get('/metrics', (_req, res) => {
-    const lines: string[] = [];
-    const metric = (name: string, help: string, value: (s: DeliveryStream, i: number) => number) => {
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${name.endsWith('_total') ? 'counter' : 'gauge'}`);
-      target.streams.forEach((s, i) => lines.push(`${name}{delivery_stream="${s.name}"} ${value(s, i)}`));
-    };
-    metric('firehose_data_read_from_kinesis_stream_records_total', 'DataReadFromKinesisStream.Records', (s) => s.stats.recordsRead);
-    metric('firehose_data_read_from_kinesis_stream_bytes_total', 'DataReadFromKinesisStream.Bytes', (s) => s.stats.bytesRead);
-    metric('firehose_delivery_records_total', 'DeliveryTo*.Records', (s) => s.stats.recordsDelivered);
-    metric('firehose_delivery_bytes_total', 'DeliveryTo*.Bytes', (s) => s.stats.bytesDelivered);
-    metric('firehose_delivery_objects_total', 'DeliveryTo*.Success (objects or requests)', (s) => s.stats.objectsDelivered);
-    metric('firehose_delivery_attempts_failed_total', 'failed delivery attempts (retried)', (s) => s.stats.deliveryAttemptsFailed);
-    metric('firehose_error_output_records_total', 'records written to the error output', (s) => s.stats.recordsToErrorOutput);
-    metric('firehose_dead_letter_records_total', 'records parked in the dead-letter queue', (s) => s.stats.recordsToDeadLetterQueue);
-    metric('firehose_dropped_records_total', 'records a transform dropped (Dropped)', (s) => s.stats.recordsDropped);
-    metric('firehose_partition_count_exceeded_total', 'PartitionCountExceeded', (s) => s.stats.partitionCountExceeded);
-    metric('firehose_records_held_total', 'records whose positions stay held after an encoding failure or an unexpected error (read again after a restart)', (s) => s.stats.recordsHeld);
-    metric('firehose_backup_records_total', 'copies of parked records written to the backup bucket (BackupToS3.Records)', (s) => s.stats.backupCopies);
-    metric('firehose_exactly_once_objects_adopted_total', 'exactly-once objects found already written by an earlier attempt or owner, and adopted', (s) => s.stats.objectsAdopted);
-    metric('firehose_exactly_once_batches_reformed_total', 'exactly-once batches re-formed from an intent an earlier attempt recorded', (s) => s.stats.batchesReformed);
-    metric('firehose_exactly_once_batches_fenced_total', 'exactly-once batches not written or not committed because their lease had moved', (s) => s.stats.batchesFenced);
-    metric('firehose_delivery_data_freshness_seconds', 'DeliveryTo*.DataFreshness: how long the oldest record not yet delivered has been in the stream', (s) => s.dataFreshnessMs() / 1000);
-    metric('firehose_backpressure_seals_total', 'buffers sealed early because readers waited for budget', (s) => s.stats.backpressureSeals);
-    metric('firehose_buffered_bytes', 'budget bytes the open buffers hold (compressed once a chunk is compressed)', (s) => s.buffers.bytes);
-    metric('firehose_active_partitions', 'partitions holding records (PartitionCount)', (s) => s.buffers.partitions);
-    metric('firehose_iterator_age_max_seconds', 'largest GetRecords iterator age since start', (s) => numberFrom(s.source.status(), 'maxIteratorAgeMs') / 1000);
-    // The fleet: this worker's side of the shard leases (sources without leases report 0).
-    const lease = (s: DeliveryStream, key: string) => numberFrom((s.source.status().leases ?? {}) as Record<string, unknown>, key);
-    metric('firehose_leases_held', 'shard leases this worker holds', (s) => Object.keys((s.source.status().shards ?? {}) as object).length);
-    metric('firehose_lease_takes_total', 'leases this worker took (free, expired or overdue hand-offs)', (s) => lease(s, 'taken'));
-    metric('firehose_lease_forced_takes_total', 'leases taken because their owner did not hand them over within a lease duration', (s) => lease(s, 'forcedTakes'));
-    metric('firehose_lease_hand_offs_total', 'leases this worker handed over after checkpointing what it held of the shard', (s) => lease(s, 'handedOff'));
-    metric('firehose_lease_losses_total', 'leases this worker found taken by another (it stopped reading those shards)', (s) => lease(s, 'lost'));
-    metric('firehose_lease_fenced_writes_refused_total', 'checkpoint writes refused because their lease epoch was stale', (s) => lease(s, 'fencedWritesRefused'));
-    metric('firehose_lease_records_in_flight_at_loss_total', 'records not yet at an end when their lease moved: the next owner reads them again (possible duplicates)', (s) => lease(s, 'recordsInFlightAtLeaseLoss'));
-    // Per shard, as of its last read: these go down again once a shard catches up.
-    const perShard = (name: string, help: string, value: (lag: ShardLag) => number) => {
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
-      for (const s of target.streams) {
-        const shards = (s.source.status().shards ?? {}) as Record<string, ShardLag>;
-        for (const [shard, lag] of Object.entries(shards)) lines.push(`${name}{delivery_stream="${s.name}",shard="${shard}"} ${value(lag) / 1000}`);
-      }
-    };
-    perShard('firehose_kinesis_iterator_age_seconds', 'GetRecords.IteratorAge: how old the newest record of the last read was', (lag) => lag.iteratorAgeMs);
-    perShard('firehose_kinesis_behind_latest_seconds', 'MillisBehindLatest of the last read', (lag) => lag.millisBehindLatest);
-    lines.push(
-      '# HELP firehose_budget_limit_bytes runtime.memoryBudgetInMBs, in bytes',
-      '# TYPE firehose_budget_limit_bytes gauge',
-      `firehose_budget_limit_bytes ${target.budget.limit}`,
-      '# HELP firehose_budget_held_bytes what memory holds of records now, against the budget',
-      '# TYPE firehose_budget_held_bytes gauge',
-      `firehose_budget_held_bytes ${target.budget.held}`,
-      '# HELP firehose_backpressure_paused_seconds_total time readers waited for budget',
-      '# TYPE firehose_backpressure_paused_seconds_total counter',
-      `firehose_backpressure_paused_seconds_total ${target.budget.pausedMs / 1000}`,
-    );
-    res.type('text/plain; version=0.0.4').send(lines.join('\n') + '\n');
+    metrics
+      .metrics()
+      .then((text) => res.type(metrics.contentType).send(text))
+      .catch((err: unknown) => res.status(500).json({ error: (err as Error).message }));
   });
 
   app.get(

@@ -121,6 +121,7 @@ export async function assembleDeliveryStream(
     ...(errorOutput ? { errorOutput } : {}),
     ...(deadLetters ? { deadLetters } : {}),
     destinationKey: plugin.configKey,
+    destinationLabel: plugin.metricLabel,
     processingFailuresToDeadLetters: config.runtime.deadLetterQueue.includeProcessingFailures,
     pipeline,
     ...(transforms ? { transforms } : {}),

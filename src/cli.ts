@@ -1,10 +1,9 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config.js';
 import { MissingPeerError } from './dev/peers.js';
 import { createLogger } from './log.js';
+import { packageVersion } from './version.js';
 import { startService } from './service.js';
 
 const usage = `firehose — a self-hosted delivery pipeline (Kinesis → transforms → GZIP/Parquet → S3, HTTP endpoints, OpenSearch)
@@ -93,10 +92,6 @@ change of owner), its checkpoint, when it expires, its parent shards and its sta
   },
 };
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 /** The SDK's 8-line notice about Node 22 on every call, replaced by one line of ours where it matters. */
 function quietNodeVersionNotice(command: string): void {
@@ -110,7 +105,7 @@ function quietNodeVersionNotice(command: string): void {
 async function main(argv: string[]): Promise<number> {
   const [command, ...afterCommand] = argv;
   if (command === '--version' || command === '-v') {
-    process.stdout.write(`firehose ${version()}\n`);
+    process.stdout.write(`firehose ${packageVersion()}\n`);
     return 0;
   }
   if (command === '--help' || command === '-h' || command === 'help') {

@@ -52,6 +52,8 @@ export interface DeliveryStreamOptions {
   readonly deadLetters?: DeadLetterParking;
   /** The destination's configuration key, recorded in dead letters. */
   readonly destinationKey?: string;
+  /** The destination's `destination` label in /metrics. */
+  readonly destinationLabel?: string;
   /** Park records a transform failed in the DLQ rather than the error output. */
   readonly processingFailuresToDeadLetters?: boolean;
   readonly identity: TransformIdentity;
@@ -146,6 +148,7 @@ export class DeliveryStream implements RecordSink {
       return (acks: Acknowledgements) =>
         new ParquetEncoder(conversions, conversion, acks, (record, message) =>
           this.ends.failed(record, { errorOutputType: 'format-conversion-failed', code: 'DataFormatConversion.MalformedData', message, attemptsMade: 1, endedAt: clock.now() }, true),
+          this.stats,
         );
     }
     return pipeline.recordOriented ? () => new RecordListEncoder() : undefined;
@@ -153,6 +156,11 @@ export class DeliveryStream implements RecordSink {
 
   get name(): string {
     return this.options.name;
+  }
+
+  /** The destination's `destination` label in /metrics. */
+  get destinationLabel(): string {
+    return this.options.destinationLabel ?? 'destination';
   }
 
   get source(): Source {

@@ -107,6 +107,8 @@ export interface DestinationContext {
 /** A destination as the YAML names it: its configuration key, schema, pipeline settings and factory. */
 export interface DestinationPlugin<Config> {
   readonly configKey: string;
+  /** Its `destination` label in /metrics (Firehose's DeliveryToS3, DeliveryToHttpEndpoint, …). */
+  readonly metricLabel: string;
   readonly schema: z.ZodType<Config, unknown>;
   pipeline(config: Config): PipelineSettings;
   create(config: Config, context: DestinationContext): Destination;

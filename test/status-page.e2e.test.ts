@@ -13,7 +13,8 @@ const CHROMIUM = '/usr/bin/chromium';
 /** Kept after the run: the screenshot an operator would see (CI keeps it as an artifact). */
 const SCREENSHOT = 'test-results/status-page.png';
 
-const metric = (text: string, name: string, stream: string) => Number(new RegExp(`^${name}\\{delivery_stream="${stream}"\\} ([\\d.e+-]+)$`, 'm').exec(text)?.[1]);
+/** A metric's value for a delivery stream, whatever other labels (destination) it carries. */
+const metric = (text: string, name: string, stream: string) => Number(new RegExp(`^${name}\\{delivery_stream="${stream}"[^}]*\\} ([\\d.e+-]+)$`, 'm').exec(text)?.[1]);
 
 describe('the status page, in a real browser', () => {
   const peers = suitePeers([BUCKET]);

@@ -124,6 +124,7 @@ export class HttpEndpointDestination implements Destination {
 
 export const httpEndpointPlugin: DestinationPlugin<HttpEndpointDestinationConfig> = {
   configKey: 'httpEndpointDestination',
+  metricLabel: 'http_endpoint',
   schema: httpEndpointDestinationSchema,
   pipeline: (config) => ({
     buffer: {

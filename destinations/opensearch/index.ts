@@ -122,6 +122,7 @@ export class OpenSearchDestination implements Destination {
 
 export const openSearchPlugin: DestinationPlugin<OpenSearchDestinationConfig> = {
   configKey: 'amazonOpenSearchServiceDestination',
+  metricLabel: 'opensearch',
   schema: openSearchDestinationSchema,
   pipeline: (config) => ({
     buffer: {

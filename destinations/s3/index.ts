@@ -189,6 +189,7 @@ function configHash(config: S3DestinationConfig): string {
 
 export const s3Plugin: DestinationPlugin<S3DestinationConfig> = {
   configKey: 's3Destination',
+  metricLabel: 's3',
   schema: s3DestinationSchema,
   pipeline: (config) => ({
     conversion: config.conversion,

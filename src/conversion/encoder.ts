@@ -4,6 +4,14 @@ import type { SourceRecord } from '../records.js';
 import type { ConversionPool } from './pool.js';
 import type { SessionSpec } from './types.js';
 
+/** SucceedConversion / FailedConversion, counted as each chunk comes back from its thread. */
+export interface ConversionCounts {
+  succeededConversionRecords: number;
+  succeededConversionBytes: number;
+  failedConversionRecords: number;
+  failedConversionBytes: number;
+}
+
 
 /**
  * Encodes a buffer's records as one Parquet file while they arrive: records are copied into
@@ -27,16 +35,27 @@ export class ParquetEncoder implements Encoder {
     spec: SessionSpec,
     private readonly acks: Acknowledgements,
     private readonly onFailed: (record: SourceRecord, message: string) => void,
+    private readonly counts?: ConversionCounts,
   ) {
     this.chunk = new Uint8Array(CHUNK_BYTES);
     this.session = pool.open(spec, {
       chunkDone: (chunk, failures) => {
         const records = this.inFlight.get(chunk)!;
         this.inFlight.delete(chunk);
+        let failedBytes = 0;
         for (const { index, message } of failures) {
           const record = records[index]!;
+          failedBytes += record.data.length;
           this.acks.remove(record.segment);
           this.onFailed(record, message);
+        }
+        if (this.counts) {
+          let bytes = 0;
+          for (const record of records) bytes += record.data.length;
+          this.counts.succeededConversionRecords += records.length - failures.length;
+          this.counts.succeededConversionBytes += bytes - failedBytes;
+          this.counts.failedConversionRecords += failures.length;
+          this.counts.failedConversionBytes += failedBytes;
         }
         this.settle();
       },

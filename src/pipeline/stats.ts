@@ -24,6 +24,12 @@ export interface DeliveryStreamStats {
    * reached no end in this run and are read again after a restart.
    */
   recordsHeld: number;
+  /** SucceedConversion.Records / .Bytes: records the Parquet conversion took. */
+  succeededConversionRecords: number;
+  succeededConversionBytes: number;
+  /** FailedConversion.Records / .Bytes: records it could not convert (they go to the error output). */
+  failedConversionRecords: number;
+  failedConversionBytes: number;
   /** Buffers sealed early because readers were waiting for budget (flush reason backpressure). */
   backpressureSeals: number;
   /** Exactly-once: objects found already written (an earlier attempt or owner) and adopted. */
@@ -55,5 +61,9 @@ export function emptyStats(): DeliveryStreamStats {
     backupCopies: 0,
     recordsHeld: 0,
     backpressureSeals: 0,
+    succeededConversionRecords: 0,
+    succeededConversionBytes: 0,
+    failedConversionRecords: 0,
+    failedConversionBytes: 0,
   };
 }

@@ -9,6 +9,7 @@ import type { SourceRecord } from '../records.js';
 import type { TransformSettings } from './config.js';
 import { RESULT_DROPPED, RESULT_OK, type TransformPool, type Invocation, type InvocationOutcome } from './pool.js';
 import { MiB } from '../units.js';
+import { DurationHistogram } from '../metrics/histogram.js';
 
 /** Lambda's synchronous payload limit; an invocation is split to stay under it (base64 grows data by 4/3). */
 const MAX_PAYLOAD_BYTES = 6 * MiB;
@@ -34,6 +35,8 @@ export interface TransformStats {
   recordsTransformed: number;
   recordsDropped: number;
   recordsFailed: number;
+  /** ExecuteProcessing.Duration: each invocation, retries included, failed or not. */
+  readonly durations: DurationHistogram;
 }
 
 /**
@@ -43,7 +46,7 @@ export interface TransformStats {
  * record goes on transformed, is dropped, or fails to the error output.
  */
 export class TransformStage {
-  readonly stats: TransformStats = { invocations: 0, failedInvocations: 0, recordsTransformed: 0, recordsDropped: 0, recordsFailed: 0 };
+  readonly stats: TransformStats = { invocations: 0, failedInvocations: 0, recordsTransformed: 0, recordsDropped: 0, recordsFailed: 0, durations: new DurationHistogram() };
   private pendingRecords: SourceRecord[] = [];
   private pendingBytes = 0;
   private timer: TimerHandle | undefined;
@@ -109,7 +112,9 @@ export class TransformStage {
     for (;;) {
       attempts++;
       this.stats.invocations++;
+      const started = performance.now();
       outcome = await this.pool.invoke(this.invocation(records), this.processor.timeoutMs);
+      this.stats.durations.observe((performance.now() - started) / 1000);
       if (outcome.ok) break;
       this.stats.failedInvocations++;
       if (attempts > this.processor.numberOfRetries) break;

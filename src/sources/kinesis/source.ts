@@ -32,6 +32,9 @@ const MIN_MS_BETWEEN_READS = 210;
 /** Kinesis' largest GetRecords response, and its largest record. */
 const MAX_RESPONSE_BYTES = 10 * 1024 * 1024;
 const MAX_RECORD_BYTES = 1024 * 1024;
+/** A GetRecords round trip, and a little more, before a reader that has not read counts as falling behind. */
+const STALE_READ_GRACE_MS = 2_000;
+
 const THROTTLED = new Set([
   'ProvisionedThroughputExceededException',
   'LimitExceededException',
@@ -109,7 +112,8 @@ export class KinesisSource implements Source, LeaseHolder {
   /** The shards of the latest listing. */
   private known = new Map<string, Shard>();
   /** Per shard, as of its last read: how old its newest record was, and how far behind the tip it is. */
-  private readonly lag = new Map<string, { iteratorAgeMs: number; millisBehindLatest: number }>();
+  /** Per shard, as of its last read; shardStatus() ages it while no read happens. */
+  private readonly lag = new Map<string, { iteratorAgeMs: number; millisBehindLatest: number; readAt: number }>();
   /**
    * Records read under a lease that was lost or handed over before they reached an end: the next
    * owner reads them again (default mode is at-least-once; this bounds and counts the duplicates).
@@ -140,6 +144,9 @@ export class KinesisSource implements Source, LeaseHolder {
     this.maxIteratorAgeMs = 0;
   }
 
+  /** ThrottledGetRecords: GetRecords calls Kinesis refused for the shard's read limits. */
+  throttledGetRecords = 0;
+
   get activeShards(): string[] {
     return [...this.readers.keys()];
   }
@@ -158,6 +165,7 @@ export class KinesisSource implements Source, LeaseHolder {
       workerId: this.context.workerId,
       activeShards: this.activeShards.length,
       maxIteratorAgeMs: this.maxIteratorAgeMs,
+      throttledGetRecords: this.throttledGetRecords,
       shards: this.shardStatus(),
       leases: { ...this.coordinator?.stats, recordsInFlightAtLeaseLoss: this.recordsInFlightAtLeaseLoss, fencedWritesRefused: this.fencedWritesRefused },
     };
@@ -168,8 +176,17 @@ export class KinesisSource implements Source, LeaseHolder {
     const checkpoints = this.checkpointer?.current() ?? {};
     const out: Record<string, { epoch: number; iteratorAgeMs: number; millisBehindLatest: number; checkpoint: string | undefined }> = {};
     for (const lease of this.coordinator?.leases ?? []) {
-      const lag = this.lag.get(lease.shardId) ?? { iteratorAgeMs: 0, millisBehindLatest: 0 };
-      out[lease.shardId] = { epoch: lease.epoch, ...lag, checkpoint: checkpoints[lease.shardId] };
+      const lag = this.lag.get(lease.shardId);
+      // A reader that has not read for longer than it idles between reads (waiting for budget,
+      // backing off, stalled) falls further behind every second: say so, so an alert on the age
+      // fires while it waits and clears once it reads again.
+      const stale = lag ? Math.max(0, Date.now() - lag.readAt - this.config.idleTimeBetweenReadsInMillis - STALE_READ_GRACE_MS) : 0;
+      out[lease.shardId] = {
+        epoch: lease.epoch,
+        iteratorAgeMs: (lag?.iteratorAgeMs ?? 0) + stale,
+        millisBehindLatest: (lag?.millisBehindLatest ?? 0) + (lag && lag.millisBehindLatest > 0 ? stale : 0),
+        checkpoint: checkpoints[lease.shardId],
+      };
     }
     return out;
   }
@@ -446,8 +463,10 @@ export class KinesisSource implements Source, LeaseHolder {
         }
         failures++;
         const delay = backoff(failures, 250, 10_000);
-        if (THROTTLED.has(name ?? '')) log.debug('GetRecords throttled; backing off', { shardId, delayMs: delay });
-        else log.warn('GetRecords failed; backing off', { shardId, delayMs: delay, error: err });
+        if (THROTTLED.has(name ?? '')) {
+          this.throttledGetRecords++;
+          log.debug('GetRecords throttled; backing off', { shardId, delayMs: delay });
+        } else log.warn('GetRecords failed; backing off', { shardId, delayMs: delay, error: err });
         await sleep(delay, signal);
         continue;
       }
@@ -460,7 +479,8 @@ export class KinesisSource implements Source, LeaseHolder {
       // (or the lease's next owner reads them).
       if (!lease.valid) continue;
       const count = response.data.length;
-      const lag = this.lag.get(shardId) ?? { iteratorAgeMs: 0, millisBehindLatest: 0 };
+      const lag = this.lag.get(shardId) ?? { iteratorAgeMs: 0, millisBehindLatest: 0, readAt: 0 };
+      lag.readAt = Date.now();
       lag.millisBehindLatest = response.millisBehindLatest ?? 0;
       lag.iteratorAgeMs = count > 0 ? Date.now() - response.arrivals[count - 1]! : lag.millisBehindLatest;
       this.lag.set(shardId, lag);
