@@ -71,8 +71,9 @@ export async function startAdmin(target: AdminTarget, requestedHost: string, por
   app.get('/readyz', (_req, res) => {
     void (async () => {
       const redis = target.redis ?? target.readinessRedis;
-      const problems: string[] = [];
-      if (redis && !(await redisAnswers(redis, REDIS_CHECK_MS))) problems.push(`Redis did not answer within ${REDIS_CHECK_MS} ms`);
+      const signal = AbortSignal.timeout(REDIS_CHECK_MS);
+      const [redisOk, ...streams] = await Promise.all([redis ? redisAnswers(redis, REDIS_CHECK_MS) : true, ...target.streams.map((s) => s.probe(signal))]);
+      const problems = [...(redisOk ? [] : [`Redis did not answer within ${REDIS_CHECK_MS} ms`]), ...streams.flat()];
       if (problems.length > 0) res.status(503).json({ status: 'not ready', problems });
       else res.json({ status: 'ready' });
     })();

@@ -158,6 +158,32 @@ export class DeliveryStream implements RecordSink {
     return this.options.name;
   }
 
+  /**
+   * Readiness: what of its source, destination and error output did not answer within the signal's
+   * time, each with its reason (empty: all answered). They are asked at once.
+   */
+  async probe(signal: AbortSignal): Promise<string[]> {
+    const { source, destination, errorOutput } = this.options;
+    const parts: Array<[string, ((signal: AbortSignal) => Promise<void>) | undefined]> = [
+      ['source', source.probe?.bind(source)],
+      ['destination', destination.probe?.bind(destination)],
+      ['error output', errorOutput?.probe?.bind(errorOutput)],
+    ];
+    const aborted = new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(new Error('no answer in time')), { once: true }));
+    const problems = await Promise.all(
+      parts.map(async ([what, probe]) => {
+        if (!probe) return undefined;
+        try {
+          await Promise.race([probe(signal), aborted]);
+          return undefined;
+        } catch (err) {
+          return `${this.name}: ${what}: ${(err as Error).message}`;
+        }
+      }),
+    );
+    return problems.filter((p) => p !== undefined);
+  }
+
   /** The destination's `destination` label in /metrics. */
   get destinationLabel(): string {
     return this.options.destinationLabel ?? 'destination';

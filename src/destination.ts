@@ -95,6 +95,11 @@ export interface Destination {
   checkPartition?(partitionKeys: Readonly<Record<string, string>>): string | undefined;
   /** Exactly-once: the object key a batch will be written under (recorded in its intent before upload). */
   objectKeyFor?(batch: EncodedBatch): string;
+  /**
+   * Readiness: resolves once the destination answered a cheap request (throws with the reason when
+   * it did not). Any answer counts but one refusing the configured credentials.
+   */
+  probe?(signal: AbortSignal): Promise<void>;
   close(): Promise<void>;
 }
 

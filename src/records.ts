@@ -103,4 +103,9 @@ export interface Source {
   commitBatch?(range: BatchRange): Promise<'committed' | 'fenced'>;
   /** What the admin endpoint shows of it. */
   status(): Readonly<Record<string, unknown>>;
+  /**
+   * Readiness: resolves once what it reads from answered (throws with the reason when not). A
+   * source that reads nothing remote omits it.
+   */
+  probe?(signal: AbortSignal): Promise<void>;
 }

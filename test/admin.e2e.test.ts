@@ -1,3 +1,4 @@
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
@@ -89,6 +90,53 @@ deliveryStreams:
       await restarted;
       await waitFor(async () => (await ready()) === 200, 15_000, '/readyz to answer 200 again');
     } finally {
+      await service.stop();
+    }
+  });
+
+  it('/readyz names the source and the destination that do not answer, and turns 200 once they do', async () => {
+    // A port nothing listens on yet: the HTTP endpoint comes up later.
+    const { createServer } = await import('node:http');
+    const endpoint = createServer((req, res) => res.writeHead(req.method === 'HEAD' ? 405 : 200).end());
+    await new Promise<void>((resolve) => endpoint.listen(0, '127.0.0.1', resolve));
+    const { port } = endpoint.address() as { port: number };
+    await new Promise((resolve) => endpoint.close(resolve));
+    await createStream(peers.kinesisClient, 'early-http', 1);
+    const service = await startService(
+      parseConfig(`
+redis: { url: "${peers.redis.url}" }
+runtime: { checkpointIntervalInMillis: 200, admin: { enabled: true, port: 0 } }
+deliveryStreams:
+  - deliveryStreamName: early
+    kinesisStreamSource: { streamName: not-yet, endpoint: "${peers.kinesis.endpoint}", shardDiscoveryIntervalInSeconds: 1 }
+    s3Destination: { bucket: not-yet-made, endpoint: "${peers.s3.endpoint}" }
+  - deliveryStreamName: early-http
+    kinesisStreamSource: { streamName: early-http, endpoint: "${peers.kinesis.endpoint}" }
+    httpEndpointDestination:
+      endpointConfiguration: { url: "http://127.0.0.1:${port}/ingest" }
+      s3Configuration: { bucket: ${BUCKET}, endpoint: "${peers.s3.endpoint}" }
+`),
+      { log: silentLogger },
+    );
+    const readiness = async () => {
+      const res = await fetch(`${service.adminUrl}/readyz`);
+      return { status: res.status, body: (await res.json()) as { status: string; problems?: string[] } };
+    };
+    try {
+      const before = await readiness();
+      expect(before.status).toBe(503);
+      expect(before.body.problems).toEqual([
+        expect.stringMatching(/^early: source: .*not-yet/),
+        expect.stringMatching(/^early: destination: S3 bucket "not-yet-made": HeadBucket answered 404/),
+        `early-http: destination: HTTP endpoint http://127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}`,
+      ]);
+      await new Promise<void>((resolve) => endpoint.listen(port, '127.0.0.1', resolve)); // a 405 to HEAD is an answer
+      await createStream(peers.kinesisClient, 'not-yet', 1);
+      await peers.s3Client.send(new CreateBucketCommand({ Bucket: 'not-yet-made' }));
+      await waitFor(async () => (await readiness()).status === 200, 10_000, '/readyz to answer 200 once both exist');
+      expect((await readiness()).body).toEqual({ status: 'ready' });
+    } finally {
+      endpoint.close();
       await service.stop();
     }
   });

@@ -6,6 +6,8 @@ import { S3Destination } from '../s3/index.js';
 import { httpEndpointDestinationSchema, type HttpEndpointDestinationConfig } from './config.js';
 import { MiB } from '../../src/units.js';
 
+const PROBE_TIMEOUT_MS = 2_000;
+
 /** The spec's limits: 10,000 records and 64 MiB of body (before compression) per request. */
 const MAX_RECORDS = 10_000;
 const MAX_BODY_BYTES = 64 * MiB;
@@ -87,6 +89,25 @@ export class HttpEndpointDestination implements Destination {
     const built = { body, timestamp };
     this.requests.set(batch, built);
     return built;
+  }
+
+  /** Any answer to a HEAD counts (endpoints need not serve one), but a refusal of the access key. */
+  async probe(signal: AbortSignal): Promise<void> {
+    const send = this.url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const headers: Record<string, string> = {};
+    if (this.config.endpointConfiguration.accessKey !== undefined) headers['X-Amz-Firehose-Access-Key'] = this.config.endpointConfiguration.accessKey;
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = send(this.url, { method: 'HEAD', headers, timeout: PROBE_TIMEOUT_MS, signal }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${PROBE_TIMEOUT_MS} ms`)));
+      req.on('error', reject);
+      req.end();
+    }).catch((err: unknown) => {
+      throw new Error(`HTTP endpoint ${this.url.origin}: ${(err as Error).message}`, { cause: err });
+    });
+    if (status === 401 || status === 403) throw new Error(`HTTP endpoint ${this.url.origin}: answered ${status} (the access key is refused)`);
   }
 
   private post(body: Buffer, headers: Record<string, string | number>, signal: AbortSignal) {

@@ -59,6 +59,17 @@ export class OpenSearchDestination implements Destination {
       .slice(0, 27);
   }
 
+  /** Any answer to a ping counts but a refusal of the credentials. */
+  async probe(): Promise<void> {
+    try {
+      await this.client.ping(undefined, { requestTimeout: 2_000 });
+    } catch (err) {
+      const status = (err as { meta?: { statusCode?: number } }).meta?.statusCode;
+      if (status && status !== 401 && status !== 403) return;
+      throw new Error(`OpenSearch ${new URL(this.config.clusterEndpoint!).host}: ${status ? `answered ${status} (the credentials are refused)` : (err as Error).message}`, { cause: err });
+    }
+  }
+
   async deliver(batch: EncodedBatch, signal: AbortSignal) {
     const data = batch.recordData ?? [];
     const sources = batch.recordSources ?? [];

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
-import { HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { HeadBucketCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { awsErrorName, httpSettings } from '../../src/aws.js';
 import { codecs } from '../../src/codecs.js';
@@ -96,6 +96,15 @@ export class S3Destination implements Destination {
    * owner from the same records, so it is adopted. One whose recorded range differs was formed
    * under another configuration: both are kept (no record lost), the new one under a key naming its end.
    */
+  async probe(signal: AbortSignal): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.config.bucket }), { abortSignal: signal });
+    } catch (err) {
+      const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      throw new Error(`S3 bucket ${JSON.stringify(this.config.bucket)}: ${status ? `HeadBucket answered ${status} (${awsErrorName(err) ?? 'error'})` : (err as Error).message}`, { cause: err });
+    }
+  }
+
   private async putCreateOnly(batch: EncodedBatch, signal: AbortSignal): Promise<DeliveryReceipt> {
     const { range, configHash } = batch.exactlyOnce!;
     const key = this.objectKeyFor(batch);

@@ -191,6 +191,10 @@ export class KinesisSource implements Source, LeaseHolder {
     return out;
   }
 
+  async probe(signal: AbortSignal): Promise<void> {
+    await this.client.send(new ListShardsCommand({ StreamName: this.config.streamName, MaxResults: 1 }), { abortSignal: signal });
+  }
+
   async run(sink: RecordSink): Promise<void> {
     const signal = this.stopping.signal;
     this.sink = sink;
