@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createBullBoard } from '@bull-board/api';
@@ -16,6 +17,7 @@ import { readLeases } from './leases-cli.js';
 import { renderStatusPage } from './status-page.js';
 import { redisAnswers } from './redis/ping.js';
 import { serviceMetrics } from './metrics/registry.js';
+import { redact } from './secrets.js';
 
 export interface AdminTarget {
   readonly config: ServiceConfig;
@@ -35,6 +37,10 @@ const SAMPLE_SECONDS = 10;
 const SAMPLES = (15 * 60) / SAMPLE_SECONDS;
 
 
+/** Every stream's queue is named "dlq" under its own Redis prefix: Bull Board keys queues by name, so each gets its stream's. */
+const BOARD_PREFIX = (q: DeadLetterQueue) => `${q.deliveryStreamName}:`;
+const boardName = (q: DeadLetterQueue) => `${BOARD_PREFIX(q)}${q.queue.name}`;
+
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 const REDIS_CHECK_MS = 2_000;
 
@@ -45,6 +51,8 @@ const REDIS_CHECK_MS = 2_000;
  */
 export async function startAdmin(target: AdminTarget, requestedHost: string, port: number, log: Logger): Promise<{ url: string; close(): Promise<void> }> {
   const app = express();
+  // Whatever a route answers (an error message, a dead letter's), no configured secret goes out in it.
+  app.set('json replacer', (_key: string, value: unknown) => (typeof value === 'string' ? redact(value) : value));
   const token = target.config.runtime.admin.token;
   // Without a token, only this machine may reach it: it can purge data.
   const host = token || LOOPBACK.has(requestedHost) ? requestedHost : '127.0.0.1';
@@ -114,7 +122,11 @@ export async function startAdmin(target: AdminTarget, requestedHost: string, por
         return;
       }
       await handler(req, res);
-    })().catch((err: unknown) => res.status(500).json({ error: (err as Error).message }));
+    })().catch((err: unknown) => {
+      // Part of a streamed answer is out: cut it, so the client sees it incomplete rather than whole.
+      if (res.headersSent) res.destroy(err as Error);
+      else res.status(500).json({ error: (err as Error).message });
+    });
   };
 
   app.get('/health', (_req, res) => {
@@ -144,7 +156,7 @@ export async function startAdmin(target: AdminTarget, requestedHost: string, por
             bufferSizeBytes: stream.bufferSizeBytes,
             throughput: throughput.get(stream) ?? [],
             dlqDepth: queue ? (depth ?? 0) : undefined,
-            boardUrl: queue ? `/admin/queues/queue/${encodeURIComponent(queue.queue.name)}` : undefined,
+            boardUrl: queue ? `/admin/queues/queue/${encodeURIComponent(boardName(queue))}` : undefined,
           };
         }),
       );
@@ -186,17 +198,41 @@ export async function startAdmin(target: AdminTarget, requestedHost: string, por
   app.get(
     '/dlq',
     guard(async (req, res) => {
-      const out: Record<string, unknown[]> = {};
+      // Streamed a page at a time, waiting for the client to take each: a 60 MB queue is never held whole,
+      // however many ask at once. `limit` and `after` (an entry id) page through it.
+      const limit = typeof req.query.limit === 'string' ? Number(req.query.limit) : Infinity;
+      if (!(limit > 0)) {
+        res.status(400).json({ error: `limit must be a positive number, got ${JSON.stringify(req.query.limit)}` });
+        return;
+      }
+      const after = typeof req.query.after === 'string' ? req.query.after : undefined;
+      const withData = req.query.data === '1';
+      const write = async (text: string) => {
+        if (!res.write(text)) await once(res, 'drain');
+      };
+      res.status(200).type('json');
+      await write('{');
+      let firstQueue = true;
       for (const q of queues(req)) {
-        const entries: unknown[] = [];
-        for await (const page of q.entries(filter(req))) {
+        await write(`${firstQueue ? '' : ','}${JSON.stringify(q.deliveryStreamName)}:[`);
+        firstQueue = false;
+        let written = 0;
+        let skipping = after !== undefined;
+        pages: for await (const page of q.entries(filter(req))) {
           for (const e of page) {
-            entries.push({ id: e.id, addedAt: new Date(e.addedAt).toISOString(), ...e.letter, data: req.query.data === '1' ? e.letter.data : undefined, bytes: Buffer.from(e.letter.data, 'base64').length });
+            if (skipping) {
+              skipping = e.id !== after;
+              continue;
+            }
+            if (written >= limit || res.destroyed) break pages;
+            const entry = { id: e.id, addedAt: new Date(e.addedAt).toISOString(), ...e.letter, data: withData ? e.letter.data : undefined, bytes: Buffer.byteLength(e.letter.data, 'base64') };
+            await write(`${written === 0 ? '' : ','}${redact(JSON.stringify(entry))}`);
+            written++;
           }
         }
-        out[q.deliveryStreamName] = entries;
+        await write(']');
       }
-      res.json(out);
+      res.end('}');
     }),
   );
 
@@ -236,7 +272,7 @@ export async function startAdmin(target: AdminTarget, requestedHost: string, por
   board.setBasePath('/admin/queues');
   // Read-only: removing entries there would bypass the byte bound's counter; redrive and purge go through /dlq.
   createBullBoard({
-    queues: target.deadLetterQueues.map((q) => new BullMQAdapter(q.queue, { readOnlyMode: true, displayName: `dlq ${q.deliveryStreamName}`, description: `dead letters of ${q.deliveryStreamName}` })),
+    queues: target.deadLetterQueues.map((q) => new BullMQAdapter(q.queue, { readOnlyMode: true, prefix: BOARD_PREFIX(q), displayName: `dlq ${q.deliveryStreamName}`, description: `dead letters of ${q.deliveryStreamName}` })),
     serverAdapter: board,
   });
   app.use('/admin/queues', board.getRouter());

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config.js';
 import { MissingPeerError } from './dev/peers.js';
-import { createLogger } from './log.js';
+import { LogSettingError, createLogger, formatFromEnv, levelFromEnv } from './log.js';
 import { packageVersion } from './version.js';
 import { startService } from './service.js';
 
@@ -104,6 +104,9 @@ function quietNodeVersionNotice(command: string): void {
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...afterCommand] = argv;
+  // A log setting that does not exist is refused before anything runs, whatever the command.
+  levelFromEnv('info');
+  formatFromEnv();
   if (command === '--version' || command === '-v') {
     process.stdout.write(`firehose ${packageVersion()}\n`);
     return 0;
@@ -228,7 +231,7 @@ main(process.argv.slice(2)).then(exit, (err: unknown) => {
     process.stderr.write(`${err.message}\n`);
     return exit(2);
   }
-  if (err instanceof UsageError || err instanceof MissingPeerError || ((err as Error)?.name === 'TypeError' && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))) {
+  if (err instanceof UsageError || err instanceof MissingPeerError || err instanceof LogSettingError || ((err as Error)?.name === 'TypeError' && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))) {
     process.stderr.write(`firehose: ${(err as Error).message}\n`);
     return exit(2);
   }

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { addSecrets, redact, secretsIn } from './secrets.js';
 import { readFile } from 'node:fs/promises';
 import type { RedisSettings } from './redis/connection.js';
 import { parseDocument } from 'yaml';
@@ -109,12 +110,14 @@ export interface ServiceConfig {
 }
 
 export class ConfigError extends Error {
+  readonly problems: string[];
   constructor(
     readonly source: string,
-    readonly problems: string[],
+    problems: string[],
   ) {
-    super(`${source}: ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n  ${problems.join('\n  ')}`);
+    super(redact(`${source}: ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n  ${problems.join('\n  ')}`));
     this.name = 'ConfigError';
+    this.problems = problems.map(redact);
   }
 }
 
@@ -140,6 +143,8 @@ export function parseConfig(
     throw new ConfigError(source, [`YAML: ${(err as Error).message} (aliases expand to too much; write the values out)`]);
   }
   const raw = interpolate(document_, env, problems);
+  // Known before anything can echo them: every later message, log line and response is redacted.
+  addSecrets(secretsIn(raw));
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError(source, ['(top level): must be a mapping with deliveryStreams']);
   }

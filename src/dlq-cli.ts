@@ -1,6 +1,6 @@
 import type { ServiceConfig } from './config.js';
 import { DeadLetterQueue, dlqConnection, type DeadLetterFilter } from './dlq.js';
-import { createLogger } from './log.js';
+import { createLogger, levelFromEnv } from './log.js';
 import { ProgressReporter } from './progress.js';
 import { redrive } from './redrive.js';
 import { LockHeld } from './redis/lock.js';
@@ -89,7 +89,7 @@ async function redriveOne(config: ServiceConfig, stream: ServiceConfig['delivery
     const result = await redrive(config, stream, {
       filter: options.filter,
       dlqRedis,
-      log: createLogger((process.env.FIREHOSE_LOG_LEVEL as 'warn' | undefined) ?? 'warn'),
+      log: createLogger(levelFromEnv('warn')),
       onProgress: (counts, total) => bar?.update({ done: counts.removed + counts.keptInQueue, total, bytes: counts.bytes, unit: 'entries' }),
     });
     bar?.finish({ done: result.removed + result.keptInQueue, total: result.total, bytes: result.bytes, unit: 'entries' });

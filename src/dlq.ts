@@ -1,4 +1,5 @@
 import { Queue, type Job } from 'bullmq';
+import { redact } from './secrets.js';
 import type { Redis } from 'ioredis';
 import type { Logger } from './log.js';
 import { redisConnection, type RedisSettings } from './redis/connection.js';
@@ -87,6 +88,7 @@ export class DeadLetterQueue implements DeadLetterParking {
       deliveryStreamName,
       destination,
       ...rest,
+      errorMessage: redact(rest.errorMessage), // an endpoint's answer may echo a credential
       arrivalTimestamp: record.approximateArrivalTimestamp,
       shardId: record.shardId,
       sequenceNumber: record.sequenceNumber,

@@ -1,4 +1,5 @@
 import type { Failure } from './failure.js';
+import { redact } from './secrets.js';
 import type { SourceRecord } from './records.js';
 
 /**
@@ -11,7 +12,7 @@ export function errorOutputLine(record: SourceRecord, failure: Failure): Buffer 
       attemptsMade: failure.attemptsMade,
       arrivalTimestamp: record.approximateArrivalTimestamp,
       errorCode: failure.code,
-      errorMessage: failure.message,
+      errorMessage: redact(failure.message), // an endpoint's answer may echo a credential
       attemptEndingTimestamp: failure.endedAt,
       rawData: record.data.toString('base64'),
       ...(failure.lambdaArn ? { lambdaArn: failure.lambdaArn } : {}),

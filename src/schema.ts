@@ -1,3 +1,4 @@
+import { SECRET_KEY } from './secrets.js';
 import { z } from 'zod';
 
 /** Schema pieces whose messages read `must be 1–128, got 0`, shared by the engine and plug-ins. */
@@ -88,8 +89,15 @@ function typeName(value: unknown): string {
   return typeof value === 'object' ? 'object' : typeof value;
 }
 
+/** A value at a secret-sounding key (a password, an access key) is never echoed in a message. */
+const atSecret = (path: readonly PropertyKey[]) => path.some((part) => typeof part === 'string' && SECRET_KEY.test(part) && !/file$|path$/i.test(part));
+
 export function formatIssues(error: z.ZodError): string[] {
   return error.issues.map((issue) => {
+    if (atSecret(issue.path)) {
+      if (issue.code === 'invalid_type') return `${formatPath(issue.path)}: expected ${issue.expected}, got ${typeName(issue.input)}`;
+      return `${formatPath(issue.path)}: ${issue.message.replace(/, got .*$/s, ` (the value is not shown: ${issue.path.at(-1)?.toString()} holds a secret)`)}`;
+    }
     if (issue.code === 'unrecognized_keys') {
       const keys = issue.keys.map((k) => JSON.stringify(k)).join(', ');
       return `${formatPath(issue.path)}: unknown key${issue.keys.length > 1 ? 's' : ''} ${keys}`;

@@ -1,5 +1,7 @@
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
+import { DeadLetterQueue, dlqConnection } from '../src/dlq.js';
+import type { SourceRecord } from '../src/records.js';
 import { parseConfig } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
 import { startService } from '../src/service.js';
@@ -137,6 +139,45 @@ deliveryStreams:
       expect((await readiness()).body).toEqual({ status: 'ready' });
     } finally {
       endpoint.close();
+      await service.stop();
+    }
+  });
+
+  it('/dlq streams a large queue a page at a time, and pages through it with limit and after', async () => {
+    const service = await start(TOKEN);
+    const redis = dlqConnection({ url: peers.redis.url });
+    const queue = new DeadLetterQueue(redis, 'guarded', 64 * 1024 * 1024);
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    try {
+      const letters = Array.from({ length: 1_500 }, (_, i) =>
+        DeadLetterQueue.letter({ shardId: 'shardId-000000000000', sequenceNumber: String(10_000 + i), subSequenceNumber: 0, partitionKey: 'k', approximateArrivalTimestamp: 1, data: Buffer.alloc(4_096, i % 251) } as unknown as SourceRecord, 'guarded', 's3Destination', {
+          errorOutputType: 'processing-failed',
+          errorCode: 'Lambda.ProcessingFailed',
+          errorMessage: 'failed on purpose',
+          attemptsMade: 1,
+          lastAttemptAt: 2,
+        }),
+      );
+      expect((await queue.park(letters)).parked).toBe(1_500);
+      const whole = await fetch(`${service.adminUrl}/dlq?stream=guarded&data=1`, { headers: auth });
+      expect(whole.headers.get('transfer-encoding')).toBe('chunked'); // written as it is read, not built whole
+      const all = ((await whole.json()) as Record<string, Array<{ id: string; data: string; bytes: number }>>).guarded!;
+      expect(all).toHaveLength(1_500);
+      expect(all.every((e) => e.bytes === 4_096 && Buffer.from(e.data, 'base64').length === 4_096)).toBe(true);
+      // Paged: 400 at a time, each page starting after the last id of the one before, covers it exactly once.
+      const paged: string[] = [];
+      for (let after: string | undefined; ; ) {
+        const page = ((await (await fetch(`${service.adminUrl}/dlq?stream=guarded&limit=400${after ? `&after=${encodeURIComponent(after)}` : ''}`, { headers: auth })).json()) as Record<string, Array<{ id: string }>>).guarded!;
+        paged.push(...page.map((e) => e.id));
+        if (page.length < 400) break;
+        after = page.at(-1)!.id;
+      }
+      expect(paged).toEqual(all.map((e) => e.id));
+      expect((await fetch(`${service.adminUrl}/dlq?limit=0`, { headers: auth })).status).toBe(400);
+      expect(await (await fetch(`${service.adminUrl}/dlq?stream=guarded`, { method: 'DELETE', headers: auth })).json()).toEqual({ guarded: { purged: 1_500 } });
+    } finally {
+      await queue.close();
+      redis.disconnect();
       await service.stop();
     }
   });

@@ -65,7 +65,11 @@ function reads(worker: CliProcess, shardId: string, epoch: number): boolean {
   return worker
     .stderr()
     .split('\n')
-    .some((line) => line.includes('"reading shard"') && line.includes(`"shardId":"${shardId}"`) && line.includes(`"epoch":${epoch}}`));
+    .some((line) => {
+      if (!line.includes('"reading shard"')) return false;
+      const entry = JSON.parse(line) as { shardId?: string; epoch?: number };
+      return entry.shardId === shardId && entry.epoch === epoch;
+    });
 }
 
 const idOf = (record: Buffer) => record.subarray(9).toString().split(' ')[0]!;

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { sleep } from '../clock.js';
 import { loadConfig } from '../config.js';
-import { createLogger } from '../log.js';
+import { createLogger, levelFromEnv } from '../log.js';
 import { startService } from '../service.js';
 import { LOCAL_CREDENTIALS, startKinesalite, startRedis, startS3rver } from './peers.js';
 import { createStream, localKinesisClient, startSampleProducer } from './producer.js';
@@ -50,7 +50,7 @@ export async function runDevMode(options: DevOptions): Promise<number> {
   let finish!: () => void;
   const finished = new Promise<void>((resolve) => (finish = resolve));
   const service = await startService(config, {
-    log: createLogger((process.env.FIREHOSE_LOG_LEVEL as 'info' | undefined) ?? 'warn'),
+    log: createLogger(levelFromEnv('warn')),
     onDelivered: (event) => {
       objects++;
       out(
