@@ -29,6 +29,15 @@ export class Segment {
     return new Segment(undefined, '', records, 0);
   }
 
+  /**
+   * `count` more holders of this segment's records (copies that must also reach an end, such as
+   * source record backups) before it counts as released. Only while its records are being handed on.
+   */
+  hold(count: number): void {
+    if (this.pending === 0) throw new Error('holding a segment that was already released');
+    this.pending += count;
+  }
+
   release(count: number): void {
     if (this.shard) this.shard.release(this, count);
     else if (count > this.pending) throw new Error(`released ${count} records of a detached segment with ${this.pending} pending`);

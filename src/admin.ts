@@ -49,7 +49,7 @@ const REDIS_CHECK_MS = 2_000;
  * CloudWatch metrics), the dead-letter queue (GET /dlq, POST /dlq/redrive, DELETE /dlq) and Bull
  * Board at /admin/queues. It binds to 127.0.0.1 unless told otherwise: it can purge data.
  */
-export async function startAdmin(target: AdminTarget, requestedHost: string, port: number, log: Logger): Promise<{ url: string; close(): Promise<void> }> {
+export async function startAdmin(target: AdminTarget, requestedHost: string, port: number, log: Logger): Promise<{ url: string; reloaded(): void; close(): Promise<void> }> {
   const app = express();
   // Whatever a route answers (an error message, a dead letter's), no configured secret goes out in it.
   app.set('json replacer', (_key: string, value: unknown) => (typeof value === 'string' ? redact(value) : value));
@@ -63,9 +63,12 @@ export async function startAdmin(target: AdminTarget, requestedHost: string, por
   const throughput = new Map<DeliveryStream, number[]>(target.streams.map((s) => [s, []]));
   const lastDelivered = new Map<DeliveryStream, number>(target.streams.map((s) => [s, s.stats.bytesDelivered]));
   const sampler = setInterval(() => {
+    // Streams come and go with reloads: a new one starts its line now, a gone one's is dropped.
+    for (const s of throughput.keys()) if (!target.streams.includes(s)) throughput.delete(s);
     for (const s of target.streams) {
-      const samples = throughput.get(s)!;
-      samples.push(s.stats.bytesDelivered - lastDelivered.get(s)!);
+      const samples = throughput.get(s) ?? [];
+      throughput.set(s, samples);
+      samples.push(s.stats.bytesDelivered - (lastDelivered.get(s) ?? 0));
       lastDelivered.set(s, s.stats.bytesDelivered);
       if (samples.length > SAMPLES) samples.shift();
     }
@@ -271,10 +274,9 @@ export async function startAdmin(target: AdminTarget, requestedHost: string, por
   const board = new ExpressAdapter();
   board.setBasePath('/admin/queues');
   // Read-only: removing entries there would bypass the byte bound's counter; redrive and purge go through /dlq.
-  createBullBoard({
-    queues: target.deadLetterQueues.map((q) => new BullMQAdapter(q.queue, { readOnlyMode: true, prefix: BOARD_PREFIX(q), displayName: `dlq ${q.deliveryStreamName}`, description: `dead letters of ${q.deliveryStreamName}` })),
-    serverAdapter: board,
-  });
+  const boardQueues = () =>
+    target.deadLetterQueues.map((q) => new BullMQAdapter(q.queue, { readOnlyMode: true, prefix: BOARD_PREFIX(q), displayName: `dlq ${q.deliveryStreamName}`, description: `dead letters of ${q.deliveryStreamName}` }));
+  const boardApi = createBullBoard({ queues: boardQueues(), serverAdapter: board });
   app.use('/admin/queues', board.getRouter());
 
   const server: Server = await new Promise((resolve) => {
@@ -285,6 +287,7 @@ export async function startAdmin(target: AdminTarget, requestedHost: string, por
   log.info('admin endpoint listening', { url });
   return {
     url,
+    reloaded: () => boardApi.replaceQueues(boardQueues()),
     close: () => {
       clearInterval(sampler);
       return new Promise<void>((resolve) => server.close(() => resolve()));

@@ -25,7 +25,7 @@ export class SharedResources {
   readonly budget: ByteBudget;
   readonly deadLetterQueues: DeadLetterQueue[] = [];
   private conversions: ConversionPool | undefined;
-  private readonly pools: Array<{ close(): Promise<void> }> = [];
+  private readonly pools: Array<{ readonly pool: { close(): Promise<void> }; readonly owner: string | undefined }> = [];
 
   constructor(
     readonly config: ServiceConfig,
@@ -50,14 +50,23 @@ export class SharedResources {
     if (!this.conversions) {
       this.conversions = new ConversionPool(Math.max(1, Math.min(4, availableParallelism())), this.log);
       this.conversions.start();
-      this.pools.push(this.conversions);
+      this.pools.push({ pool: this.conversions, owner: undefined });
     }
     return this.conversions;
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.pools.map((p) => p.close()));
+    await Promise.all(this.pools.map((p) => p.pool.close()));
     await Promise.all(this.deadLetterQueues.map((q) => q.close()));
+  }
+
+  /** A delivery stream was stopped for good (a reload removed or replaced it): its own queue and threads go. */
+  async release(deliveryStreamName: string): Promise<void> {
+    const queues = this.deadLetterQueues.filter((q) => q.deliveryStreamName === deliveryStreamName);
+    const pools = this.pools.filter((p) => p.owner === deliveryStreamName);
+    for (const q of queues) this.deadLetterQueues.splice(this.deadLetterQueues.indexOf(q), 1);
+    for (const p of pools) this.pools.splice(this.pools.indexOf(p), 1);
+    await Promise.all([...queues.map((q) => q.close()), ...pools.map((p) => p.pool.close())]);
   }
 
   deadLetterQueue(deliveryStreamName: string): DeadLetterQueue | undefined {
@@ -67,8 +76,9 @@ export class SharedResources {
     return queue;
   }
 
-  track(pool: { close(): Promise<void> }): void {
-    this.pools.push(pool);
+  /** Closed with the service, or with its delivery stream (`owner`) when a reload stops it. */
+  track(pool: { close(): Promise<void> }, owner?: string): void {
+    this.pools.push({ pool, owner });
   }
 }
 
@@ -108,17 +118,20 @@ export async function assembleDeliveryStream(
   if (transform) {
     transforms = new TransformPool(transform.module, transform.concurrency, transform.environment, log);
     await transforms.start(); // a module that cannot load stops the start, with its error
-    shared.track(transforms);
+    shared.track(transforms, name);
   }
   const arn = deliveryStreamArn(streamConfig);
   const context = { deliveryStreamName: name, deliveryStreamArn: arn, log };
   const errorOutput = plugin.createErrorOutput?.(destinationConfig, context);
+  // Copies are made of records as the stream's own source reads them: a redrive's were copied then.
+  const sourceBackup = options.source ? undefined : plugin.createSourceBackup?.(destinationConfig, context);
   const deadLetters = shared.deadLetterQueue(name);
   return new DeliveryStream({
     name,
     source,
     destination: plugin.create(destinationConfig, context),
     ...(errorOutput ? { errorOutput } : {}),
+    ...(sourceBackup ? { sourceBackup } : {}),
     ...(deadLetters ? { deadLetters } : {}),
     destinationKey: plugin.configKey,
     destinationLabel: plugin.metricLabel,

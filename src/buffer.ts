@@ -55,6 +55,8 @@ export class Holding {
 export interface BufferTags {
   readonly partitionKeys?: Readonly<Record<string, string>>;
   readonly errorOutputType?: string;
+  /** A source record backup's copies (S3BackupMode Enabled). */
+  readonly sourceBackup?: true;
 }
 
 /** A buffer's contents once sealed: the positions it holds and its body, being encoded. */

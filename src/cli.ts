@@ -37,7 +37,9 @@ const commands: Record<string, Command> = {
 Runs every delivery stream of FILE in this process until SIGTERM or SIGINT, then seals the
 buffers, delivers, writes final checkpoints, hands its shard leases over and exits 0 (1 if
 something could not be delivered within runtime.shutdownTimeoutInSeconds: it is read again).
-Run several against the same Redis and they share the shards.
+Run several against the same Redis and they share the shards. SIGHUP reloads FILE: delivery
+streams added, removed or changed are started, stopped (as at shutdown) or restarted; an invalid
+FILE is refused and the running configuration kept.
   -c, --config FILE    the configuration (YAML)
   --worker-id NAME     this worker's name in the fleet (default host:pid); a worker restarted
                        under the same name takes its leases back at once
@@ -141,6 +143,7 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'validate': {
       const config = await loadConfig(requireConfig(values.config as string | undefined));
+      for (const note of config.notes ?? []) process.stdout.write(`note: ${note}\n`);
       process.stdout.write(`${values.config}: ok (${config.deliveryStreams.length} delivery stream(s))\n`);
       return 0;
     }
@@ -190,11 +193,30 @@ async function main(argv: string[]): Promise<number> {
 async function run(configPath: string, workerId: string | undefined): Promise<number> {
   const config = await loadConfig(configPath);
   const log = createLogger();
+  for (const note of config.notes ?? []) log.info('config note', { note });
   const service = await startService(config, { log, ...(workerId ? { workerId } : {}) });
+  // SIGHUP reloads the file: an invalid one is refused and the running configuration kept.
+  const reload = () => {
+    void (async () => {
+      log.info('SIGHUP: reloading the configuration', { config: configPath });
+      let next;
+      try {
+        next = await loadConfig(configPath);
+      } catch (err) {
+        log.error('reload refused: the new configuration is invalid; the running one is kept', { problems: err instanceof ConfigError ? err.problems : [(err as Error).message] });
+        return;
+      }
+      for (const note of next.notes ?? []) log.info('config note', { note });
+      await service.reload(next).catch((err: unknown) => log.error('reload failed', { error: err }));
+    })();
+  };
+  process.on('SIGHUP', reload);
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
+  process.off('SIGHUP', reload);
+  process.on('SIGHUP', () => log.warn('SIGHUP while stopping: ignored'));
   log.info('stopping: flushing buffers and delivering', { signal });
   // A second signal exits at once: nothing is lost, the records after the last checkpoint are read again.
   const exitNow = () => process.exit(130);

@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { addSecrets, redact, secretsIn } from './secrets.js';
 import { readFile } from 'node:fs/promises';
 import type { RedisSettings } from './redis/connection.js';
@@ -9,6 +10,7 @@ import type { DestinationPlugin } from './destination.js';
 import type { SourcePlugin } from './source.js';
 import { sourcePlugins } from './sources/index.js';
 import { interpolate } from './interpolate.js';
+import { liftOver, pathAsWritten, type LiftOver } from './lift-over.js';
 import { flag, formatIssues, intIn, matching, text } from './schema.js';
 
 const sourceShape = Object.fromEntries(sourcePlugins.map((p) => [p.configKey, p.schema.optional()]));
@@ -37,6 +39,8 @@ const deliveryStream = z
 
 export interface DeliveryStreamConfig {
   deliveryStreamName: string;
+  /** What the stream's configuration says, and its transform's code: a reload restarts the stream when it changes. */
+  fingerprint?: string;
   source: { plugin: SourcePlugin<unknown>; config: unknown };
   destination: { plugin: DestinationPlugin<unknown>; config: unknown };
 }
@@ -107,6 +111,8 @@ export interface ServiceConfig {
   redis: RedisSettings;
   runtime: z.output<typeof serviceSchema>['runtime'];
   deliveryStreams: DeliveryStreamConfig[];
+  /** CloudFormation properties mapped or dropped on the way in, one line each with its path. */
+  notes?: string[];
 }
 
 export class ConfigError extends Error {
@@ -142,7 +148,8 @@ export function parseConfig(
   } catch (err) {
     throw new ConfigError(source, [`YAML: ${(err as Error).message} (aliases expand to too much; write the values out)`]);
   }
-  const raw = interpolate(document_, env, problems);
+  const lifted: LiftOver = { notes: [], problems };
+  const raw = liftOver(interpolate(document_, env, problems), lifted);
   // Known before anything can echo them: every later message, log line and response is redacted.
   addSecrets(secretsIn(raw));
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
@@ -152,7 +159,7 @@ export function parseConfig(
   if (!parsed.success) {
     // A value whose variable was missing fails validation too; its root cause is already listed.
     const unset = problems.map((p) => p.slice(0, p.indexOf(': ') + 2));
-    problems.push(...formatIssues(parsed.error).filter((p) => !unset.some((prefix) => p.startsWith(prefix))));
+    problems.push(...formatIssues(parsed.error).map((p) => pathAsWritten(lifted, p)).filter((p) => !unset.some((prefix) => p.startsWith(prefix))));
   }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(source, problems);
 
@@ -165,14 +172,18 @@ export function parseConfig(
     const fields = stream as Record<string, unknown>;
     const plugin = destinationPlugins.find((p) => fields[p.configKey] !== undefined)!;
     const sourcePlugin = sourcePlugins.find((p) => fields[p.configKey] !== undefined)!;
+    const fingerprint = createHash('sha256').update(JSON.stringify((raw as { deliveryStreams: unknown[] }).deliveryStreams[i]));
+    const module = plugin.pipeline(fields[plugin.configKey]).processing?.transform?.module;
+    if (module) fingerprint.update(readFileSync(module));
     return {
       deliveryStreamName: stream.deliveryStreamName,
+      fingerprint: fingerprint.digest('hex'),
       source: { plugin: sourcePlugin, config: fields[sourcePlugin.configKey] },
       destination: { plugin, config: fields[plugin.configKey] },
     };
   });
   if (problems.length > 0) throw new ConfigError(source, problems);
-  return { redis: parsed.data.redis, runtime: parsed.data.runtime, deliveryStreams: streams };
+  return { redis: parsed.data.redis, runtime: parsed.data.runtime, deliveryStreams: streams, notes: lifted.notes };
 }
 
 export async function loadConfig(path: string, env: Record<string, string | undefined> = process.env): Promise<ServiceConfig> {

@@ -37,10 +37,15 @@ export interface DeliveredEvent {
   readonly errorOutputType?: string;
 }
 
+/** The one buffer of source record backup copies. */
+const SOURCE_BACKUP_TAGS = { sourceBackup: true } as const;
+
 export interface DeliveryStreamOptions {
   readonly name: string;
   readonly source: Source;
   readonly destination: Destination;
+  /** Where source record backups go (S3BackupMode Enabled), with pipeline.sourceBackup's buffering. */
+  readonly sourceBackup?: Destination;
   /** Where the error output goes, when not the destination itself (an HTTP endpoint's S3 backup). */
   readonly errorOutput?: Destination;
   readonly pipeline: PipelineSettings;
@@ -76,6 +81,8 @@ export class DeliveryStream implements RecordSink {
   readonly transform: TransformStage | undefined;
   private readonly objects: BufferSet;
   private readonly errors: BufferSet;
+  /** Source record backup copies, when S3BackupMode is Enabled. */
+  private readonly backups: BufferSet | undefined;
   private readonly router: Router;
   private readonly ends: RecordEnds;
   private readonly inflight = new Set<Promise<unknown>>();
@@ -100,6 +107,8 @@ export class DeliveryStream implements RecordSink {
     const dispatch = (batch: SealedBatch) => this.dispatch(batch);
     // Error output lines end in "\n" themselves, and hold JSON whatever the destination holds.
     this.errors = new BufferSet({ ...pipeline.buffer, encoding: pipeline.errorOutputEncoding, appendNewlineDelimiter: false, maxRecords: undefined }, clock, 16, dispatch, undefined, undefined, this.budget);
+    const backup = pipeline.sourceBackup;
+    this.backups = backup && options.sourceBackup ? new BufferSet(backup.buffer, clock, 1, dispatch, undefined, undefined, this.budget) : undefined;
     this.ends = new RecordEnds({
       disowned: options.source.disowned?.bind(options.source),
       name: options.name,
@@ -163,11 +172,12 @@ export class DeliveryStream implements RecordSink {
    * time, each with its reason (empty: all answered). They are asked at once.
    */
   async probe(signal: AbortSignal): Promise<string[]> {
-    const { source, destination, errorOutput } = this.options;
+    const { source, destination, errorOutput, sourceBackup } = this.options;
     const parts: Array<[string, ((signal: AbortSignal) => Promise<void>) | undefined]> = [
       ['source', source.probe?.bind(source)],
       ['destination', destination.probe?.bind(destination)],
       ['error output', errorOutput?.probe?.bind(errorOutput)],
+      ['source record backup', sourceBackup?.probe?.bind(sourceBackup)],
     ];
     const aborted = new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(new Error('no answer in time')), { once: true }));
     const problems = await Promise.all(
@@ -200,12 +210,12 @@ export class DeliveryStream implements RecordSink {
 
   /** Records held in open buffers, transform buffers aside. */
   get bufferedRecords(): number {
-    return this.objects.buffered + this.errors.buffered;
+    return this.objects.buffered + this.errors.buffered + (this.backups?.buffered ?? 0);
   }
 
   /** What the open buffers hold, and how many partitions hold records. */
   get buffers(): { bytes: number; records: number; partitions: number } {
-    return { bytes: this.objects.heldBytes + this.errors.heldBytes, records: this.bufferedRecords, partitions: this.objects.active };
+    return { bytes: this.objects.heldBytes + this.errors.heldBytes + (this.backups?.heldBytes ?? 0), records: this.bufferedRecords, partitions: this.objects.active };
   }
 
   accept(records: readonly SourceRecord[], entry: Entry = 'before-transform'): void {
@@ -217,8 +227,16 @@ export class DeliveryStream implements RecordSink {
     this.stats.bytesRead += bytes;
     const transform = entry === 'before-transform' ? this.transform : undefined;
     const reforming = this.reformations.size > 0;
+    const backups = entry === 'before-transform' ? this.backups : undefined;
+    // The copies hold their own bytes, and their records' positions until they are written too.
+    if (backups) this.budget.take(bytes);
     for (let i = 0; i < records.length; i++) {
       const record = records[i]!;
+      if (backups) {
+        record.segment.hold(1);
+        backups.append('source-backup', SOURCE_BACKUP_TAGS, record);
+        this.stats.sourceBackupRecords++;
+      }
       if (reforming && !transform) this.cutIfPast(record);
       if (transform) transform.accept(record);
       else this.router.route(record, undefined);
@@ -279,6 +297,7 @@ export class DeliveryStream implements RecordSink {
     this.transform?.flush();
     this.objects.flushAll(reason);
     this.errors.flushAll(reason);
+    this.backups?.flushAll(reason);
   }
 
   start(): Promise<void> {
@@ -305,14 +324,16 @@ export class DeliveryStream implements RecordSink {
     do {
       this.objects.flushAll('shutdown');
       this.errors.flushAll('shutdown');
+      this.backups?.flushAll('shutdown');
       while (this.inflight.size > 0) await Promise.all(this.inflight);
-    } while (this.objects.buffered > 0 || this.errors.buffered > 0);
+    } while (this.objects.buffered > 0 || this.errors.buffered > 0 || (this.backups?.buffered ?? 0) > 0);
     clearTimeout(timer);
     const unreleased = source.outstandingSegments;
     const committed = await source.close();
     if (unreleased > 0) log.error('stopped with records that reached no end; they will be read again at the next start', { segments: unreleased });
     await destination.close();
     if (this.options.errorOutput && this.options.errorOutput !== destination) await this.options.errorOutput.close();
+    await this.options.sourceBackup?.close();
     return committed && unreleased === 0;
   }
 
@@ -384,7 +405,7 @@ export class DeliveryStream implements RecordSink {
   }
 
   private async deliver(sealed: SealedBatch): Promise<void> {
-    if (!sealed.tags.errorOutputType) this.undelivered.set(sealed.id, sealed.oldestArrivalTimestamp);
+    if (!sealed.tags.errorOutputType && !sealed.tags.sourceBackup) this.undelivered.set(sealed.id, sealed.oldestArrivalTimestamp);
     try {
       await this.deliverSealed(sealed);
     } finally {
@@ -413,10 +434,12 @@ export class DeliveryStream implements RecordSink {
     }
     const batch = encodedBatch(this.options.name, sealed, chunks, pipeline.exactlyOnce?.configHash);
     const startedAt = clock.now();
+    const isBackup = sealed.tags.sourceBackup === true;
     const isErrorOutput = sealed.tags.errorOutputType !== undefined;
-    const target = isErrorOutput ? (this.options.errorOutput ?? destination) : destination;
-    // The error output is retried until written: it is where records end when all else failed.
-    const policy: RetryPolicy = { durationMs: isErrorOutput ? undefined : pipeline.retry?.durationMs, ...DELIVERY_BACKOFF };
+    const target = isBackup ? this.options.sourceBackup! : isErrorOutput ? (this.options.errorOutput ?? destination) : destination;
+    // The error output is retried until written: it is where records end when all else failed. So
+    // is a backup copy: its record's position waits for it.
+    const policy: RetryPolicy = { durationMs: isErrorOutput || isBackup ? undefined : pipeline.retry?.durationMs, ...DELIVERY_BACKOFF };
     const exactly = !isErrorOutput && sealed.range && pipeline.exactlyOnce && this.source.recordIntent ? sealed.range : undefined;
     if (exactly && this.reformations.has(exactly.shardId)) {
       // Shutdown came before the re-read reached the intent's end: a partial batch is never written.
@@ -464,13 +487,16 @@ export class DeliveryStream implements RecordSink {
     sealed.holding.release();
     const delivered = records - outcome.failures.length;
     if (delivered === 0) return;
-    if (!isErrorOutput) {
+    if (isBackup) {
+      this.stats.sourceBackupRecordsWritten += delivered;
+      this.stats.sourceBackupBytesWritten += batch.rawBytes;
+    } else if (!isErrorOutput) {
       this.stats.recordsDelivered += delivered;
       this.stats.bytesDelivered += batch.rawBytes;
       this.stats.objectsDelivered++;
     }
     const location = outcome.receipt?.location ?? 'partially delivered';
-    if (!isErrorOutput) this.lastDelivery = { at: clock.now(), location, records: delivered, bytes: batch.rawBytes };
+    if (!isErrorOutput && !isBackup) this.lastDelivery = { at: clock.now(), location, records: delivered, bytes: batch.rawBytes };
     log.info('delivered', { location, records: delivered, rawBytes: batch.rawBytes, encodedBytes: batch.encodedBytes, attempts: outcome.attempts, durationMs: clock.now() - startedAt, reason: sealed.reason });
     try {
       onDelivered?.({

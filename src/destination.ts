@@ -119,4 +119,6 @@ export interface DestinationPlugin<Config> {
   create(config: Config, context: DestinationContext): Destination;
   /** Where the error output goes when it is not the destination itself (an S3 backup bucket). */
   createErrorOutput?(config: Config, context: DestinationContext): Destination;
+  /** Where source record backups go (S3BackupMode Enabled), when the configuration asks for them. */
+  createSourceBackup?(config: Config, context: DestinationContext): Destination | undefined;
 }

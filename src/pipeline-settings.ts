@@ -41,6 +41,12 @@ export interface PipelineSettings {
    * or the DLQ; undefined: retried until delivered (S3, whose error output is itself).
    */
   readonly retry?: { readonly durationMs: number; readonly errorOutputType: 'http-endpoint-failed' | 'AmazonOpenSearchService-failed' } | undefined;
+  /**
+   * Source record backup (S3BackupMode Enabled): every record, as read and before any transform, is
+   * also written to a backup bucket buffered like this; its position is checkpointed only once the
+   * copy is written too.
+   */
+  readonly sourceBackup?: { readonly buffer: BufferSettings } | undefined;
   /** Batches are whole records, kept for the destination (the HTTP body is built from them). */
   readonly recordOriented?: boolean;
 }

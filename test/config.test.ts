@@ -108,6 +108,19 @@ describe('configuration', () => {
     }, 'deliveryStreams[0].amazonOpenSearchServiceDestination.indexName: must be an index name (lowercase'],
     ['two destinations', (d: Doc) => ((d.deliveryStreams[0] as Record<string, unknown>).httpEndpointDestination = { endpointConfiguration: { url: 'https://x.test' }, s3Configuration: { bucket: 'backup' } }),
       'deliveryStreams[0]: has 2 destinations (s3Destination, httpEndpointDestination); a delivery stream has exactly one'],
+    ['source record backup without its bucket', (d: Doc) => (s3(d).s3BackupMode = 'Enabled'),
+      'deliveryStreams[0].s3Destination.s3BackupConfiguration: is required with s3BackupMode: Enabled'],
+    ['source record backup with a transform of its own', (d: Doc) => { s3(d).s3BackupMode = 'Enabled'; s3(d).s3BackupConfiguration = { bucket: 'backup', processingConfiguration: { enabled: false } }; },
+      'deliveryStreams[0].s3Destination.s3BackupConfiguration.processingConfiguration: does not apply to a backup'],
+    ['a bad bucket in the backup configuration', (d: Doc) => { s3(d).s3BackupMode = 'Enabled'; s3(d).s3BackupConfiguration = { bucket: 'Backup' }; },
+      'deliveryStreams[0].s3Destination.s3BackupConfiguration.bucket: must be an S3 bucket name'],
+    ['a CloudFormation Direct PUT stream', (d: Doc) => ((d.deliveryStreams[0] as Record<string, unknown>).deliveryStreamType = 'DirectPut'),
+      'deliveryStreams[0].deliveryStreamType: must be KinesisStreamAsSource, got "DirectPut"'],
+    ['a bad key under a CloudFormation destination name', (d: Doc) => {
+      const stream = d.deliveryStreams[0] as Record<string, unknown>;
+      stream.extendedS3DestinationConfiguration = { ...s3(d), prefix: 5 };
+      delete stream.s3Destination;
+    }, 'deliveryStreams[0].extendedS3DestinationConfiguration.prefix: expected string, got number'],
     ['bad delivery stream name', (d: Doc) => (d.deliveryStreams[0]!.deliveryStreamName = 'has space'),
       'deliveryStreams[0].deliveryStreamName: must be a delivery stream name'],
     ['bad redis url', (d: Doc) => (d.redis.url = 'localhost:6379'),
@@ -170,6 +183,22 @@ describe('configuration', () => {
     );
     expect(found).toHaveLength(6);
     expect(found).toContain('deliveryStreams[1].s3Destination.bufferingHints.intervalInSeconds: must be 60–900, got 1000');
+  });
+
+  it('reports a bad processor beside every other problem of its stream', () => {
+    const found = problems(
+      variant((d) => {
+        s3(d).processingConfiguration = { enabled: true, processors: [{ type: 'Lambda', parameters: { module: './no-such-handler.js', bufferSizeInMBs: 9 } }] };
+        s3(d).prefix = 5;
+        source(d).startingPosition = 'NOW';
+      }),
+    );
+    expect(found).toEqual([
+      expect.stringMatching(/^deliveryStreams\[0\]\.kinesisStreamSource\.startingPosition: /),
+      'deliveryStreams[0].s3Destination.prefix: expected string, got number 5',
+      expect.stringMatching(/^deliveryStreams\[0\]\.s3Destination\.processingConfiguration\.processors\[0\]\.parameters\.module: no such file: .*no-such-handler\.js$/),
+      'deliveryStreams[0].s3Destination.processingConfiguration.processors[0].parameters.bufferSizeInMBs: must be 0.2–3, got 9',
+    ]);
   });
 
   it('rejects two delivery streams with one name', () => {

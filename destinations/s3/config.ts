@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { flag, httpUrl, intIn, matching, oneOf, text } from '../../src/schema.js';
+import { flag, httpUrl, intIn, matching, oneOf, reportAt, text } from '../../src/schema.js';
 import { dataFormatConversionConfigurationSchema } from '../../src/conversion/config.js';
 import { dynamicPartitioningConfigurationSchema, processingConfigurationSchema } from '../../src/transform/config.js';
 import { compilePrefix, PrefixError, withDefaultTime, type CompiledPrefix } from './prefix.js';
@@ -60,6 +60,10 @@ export const s3DestinationSchema = z
         noEncryptionConfig: oneOf(['NoEncryption'] as const).optional(),
       })
       .optional(),
+    /** Source record backup, as Firehose's S3BackupMode: Enabled copies every record as read, before any transform, to s3BackupConfiguration. */
+    s3BackupMode: oneOf(['Disabled', 'Enabled'] as const).default('Disabled'),
+    /** Where the copies go: bucket (or bucketARN), prefix, errorOutputPrefix, bufferingHints, compressionFormat, encryption; endpoint and region default to this destination's. */
+    s3BackupConfiguration: z.record(z.string(), z.unknown(), { error: 'must be a mapping (bucket, prefix, bufferingHints, compressionFormat, …)' }).optional(),
   })
   .superRefine((value, ctx) => {
     if (!value.bucket && !value.bucketARN) {
@@ -98,6 +102,9 @@ export const s3DestinationSchema = z
       });
     }
     const compiled = compilePrefixes(value, ctx);
+    const sourceBackup = value.s3BackupMode === 'Enabled' ? backupConfig(value, ctx) : undefined;
+    if (value.s3BackupMode === 'Disabled' && value.s3BackupConfiguration) ctx.addIssue({ code: 'custom', path: ['s3BackupMode'], message: 'is Disabled: set it to Enabled for s3BackupConfiguration to be used' });
+    if (sourceBackup && value.exactlyOnce) ctx.addIssue({ code: 'custom', path: ['s3BackupMode'], message: 'Enabled is not supported with exactlyOnce yet (a batch commit moves the checkpoint past its records\' copies)' });
     return {
       ...value,
       bufferingHints: { ...value.bufferingHints, sizeInMBs },
@@ -110,9 +117,41 @@ export const s3DestinationSchema = z
         : value.serverSideEncryption
           ? { serverSideEncryption: value.serverSideEncryption, kmsKeyARN: value.kmsKeyARN }
           : undefined,
+      /** The backup bucket's configuration (an S3DestinationConfig), when s3BackupMode is Enabled. */
+      sourceBackup: sourceBackup as unknown,
       ...compiled,
     };
   });
+
+/** The backup's own configuration, parsed as an S3 destination of its own that inherits where S3 is. */
+let parseBackup: (value: unknown) => z.ZodSafeParseResult<unknown> = () => {
+  throw new Error('s3 destination schema not yet built');
+};
+
+function backupConfig(
+  value: { s3BackupConfiguration?: Record<string, unknown> | undefined; endpoint?: string | undefined; region: string; forcePathStyle?: boolean | undefined; requestChecksumCalculation?: string | undefined },
+  ctx: z.RefinementCtx,
+): unknown {
+  if (!value.s3BackupConfiguration) {
+    ctx.addIssue({ code: 'custom', path: ['s3BackupConfiguration'], message: 'is required with s3BackupMode: Enabled (the bucket every source record is copied to)' });
+    return undefined;
+  }
+  const own = value.s3BackupConfiguration;
+  for (const key of ['processingConfiguration', 'dynamicPartitioningConfiguration', 'dataFormatConversionConfiguration', 'exactlyOnce', 's3BackupMode', 's3BackupConfiguration']) {
+    if (own[key] !== undefined) ctx.addIssue({ code: 'custom', path: ['s3BackupConfiguration', key], message: 'does not apply to a backup: it holds the source records as they were read' });
+  }
+  const inherited = Object.fromEntries(
+    (['endpoint', 'region', 'forcePathStyle', 'requestChecksumCalculation'] as const).filter((k) => value[k] !== undefined && own[k] === undefined).map((k) => [k, value[k]]),
+  );
+  const parsed = parseBackup({ ...inherited, ...own });
+  if (!parsed.success) {
+    reportAt(ctx, ['s3BackupConfiguration'], parsed.error);
+    return undefined;
+  }
+  return parsed.data;
+}
+
+parseBackup = (value) => s3DestinationSchema.safeParse(value);
 
 export type S3DestinationConfig = z.output<typeof s3DestinationSchema>;
 

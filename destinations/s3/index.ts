@@ -212,9 +212,27 @@ export const s3Plugin: DestinationPlugin<S3DestinationConfig> = {
     exactlyOnce: config.exactlyOnce ? { configHash: configHash(config) } : undefined,
     errorOutputEncoding: config.compressionFormat,
     processing: config.processing,
+    sourceBackup: backupOf(config)
+      ? {
+          buffer: {
+            sizeBytes: backupOf(config)!.bufferingHints.sizeInMBs * MiB,
+            intervalMs: backupOf(config)!.bufferingHints.intervalInSeconds * 1000,
+            encoding: backupOf(config)!.compressionFormat,
+            appendNewlineDelimiter: false,
+          },
+        }
+      : undefined,
     partitioning: config.dynamicPartitioning
       ? { queryKeys: config.objectPrefix.queryKeys, lambdaKeys: config.objectPrefix.lambdaKeys }
       : undefined,
   }),
   create: (config, context) => new S3Destination(config, context),
+  createSourceBackup: (config, context) => {
+    const backup = backupOf(config);
+    return backup ? new S3Destination(backup, context) : undefined;
+  },
 };
+
+function backupOf(config: S3DestinationConfig): S3DestinationConfig | undefined {
+  return config.sourceBackup as S3DestinationConfig | undefined;
+}

@@ -159,7 +159,8 @@ export function serviceMetrics(target: MetricsTarget): Registry {
   perStream('firehose_delivery_objects_total', 'DeliveryTo<destination>.Success: objects or requests delivered', 'counter', (s) => s.stats.objectsDelivered, delivery);
   perStream('firehose_delivery_attempts_failed_total', 'failed delivery attempts (each is retried until retryOptions.durationInSeconds)', 'counter', (s) => s.stats.deliveryAttemptsFailed, delivery);
   perStream('firehose_delivery_data_freshness_seconds', 'DeliveryTo<destination>.DataFreshness: how long the oldest record not yet delivered has been in the stream', 'gauge', (s) => s.dataFreshnessMs() / 1000, delivery);
-  perStream('firehose_backup_to_s3_records_total', 'BackupToS3.Records: copies of parked records written to the backup bucket', 'counter', (s) => s.stats.backupCopies, delivery);
+  perStream('firehose_backup_to_s3_records_total', 'BackupToS3.Records: source record backup copies (S3BackupMode Enabled) and copies of parked records written to the backup bucket', 'counter', (s) => s.stats.sourceBackupRecordsWritten + s.stats.backupCopies, delivery);
+  perStream('firehose_backup_to_s3_bytes_total', 'BackupToS3.Bytes: bytes of source record backup copies written', 'counter', (s) => s.stats.sourceBackupBytesWritten, delivery);
 
   // Where records end when they are not delivered.
   perStream('firehose_error_output_records_total', 'records written to the error output (processing-failed, format-conversion-failed, …)', 'counter', (s) => s.stats.recordsToErrorOutput);

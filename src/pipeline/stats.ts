@@ -30,6 +30,10 @@ export interface DeliveryStreamStats {
   /** FailedConversion.Records / .Bytes: records it could not convert (they go to the error output). */
   failedConversionRecords: number;
   failedConversionBytes: number;
+  /** Source record backup (S3BackupMode Enabled): records copied as read, and those written to the backup bucket (BackupToS3.Records / .Bytes). */
+  sourceBackupRecords: number;
+  sourceBackupRecordsWritten: number;
+  sourceBackupBytesWritten: number;
   /** Buffers sealed early because readers were waiting for budget (flush reason backpressure). */
   backpressureSeals: number;
   /** Exactly-once: objects found already written (an earlier attempt or owner) and adopted. */
@@ -61,6 +65,9 @@ export function emptyStats(): DeliveryStreamStats {
     backupCopies: 0,
     recordsHeld: 0,
     backpressureSeals: 0,
+    sourceBackupRecords: 0,
+    sourceBackupRecordsWritten: 0,
+    sourceBackupBytesWritten: 0,
     succeededConversionRecords: 0,
     succeededConversionBytes: 0,
     failedConversionRecords: 0,

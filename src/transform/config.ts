@@ -77,12 +77,13 @@ export const processingConfigurationSchema = z
         }
         if (transform) ctx.addIssue({ code: 'custom', path: ['processors', i], message: 'only one Lambda processor is allowed' });
         const parsed = lambdaParameters.safeParse(parameters);
+        // A missing module is reported beside every other problem of the processor, not instead of them.
+        const module = (parameters as { module?: unknown } | undefined)?.module;
+        const missing = typeof module === 'string' && module.length > 0 && !existsSync(resolveModule(module));
+        if (missing) ctx.addIssue({ code: 'custom', path: [...path, 'module'], message: `no such file: ${resolveModule(module)}` });
         if (!parsed.success) return reportAt(ctx, path, parsed.error);
+        if (missing) return;
         const file = resolveModule(parsed.data.module);
-        if (!existsSync(file)) {
-          ctx.addIssue({ code: 'custom', path: [...path, 'module'], message: `no such file: ${file}` });
-          return;
-        }
         transform = {
           module: file,
           numberOfRetries: parsed.data.numberOfRetries,
