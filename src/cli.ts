@@ -16,6 +16,7 @@ Commands:
   dev       local Kinesis, S3 and Redis, a sample producer and the pipeline (npm start)
   dlq       the dead-letter queue: list, show, redrive or purge parked records
   leases    who reads which shard: owner, epoch, checkpoint, expiry, parents, state
+  produce   sample records into a Kinesis stream at a steady rate (a load, the compose producer)
 
 firehose <command> --help   the command's options
 firehose --version          the version
@@ -64,6 +65,19 @@ runs the pipeline of config/dev.yaml and prints a line per object delivered. Ctr
   --max-objects N         stop after N objects (default: run until Ctrl-C)
 `,
     options: { shards: { type: 'string', default: '4' }, rate: { type: 'string', default: '1000' }, 'max-objects': { type: 'string', default: '0' } },
+  },
+  produce: {
+    help: `Usage: firehose produce --stream NAME [--endpoint URL] [--region REGION] [--rate N] [--shards N]
+
+Puts sample JSON log records into a Kinesis stream at a steady rate until SIGTERM or SIGINT
+(the compose file's producer). Credentials come from the AWS SDK's default chain.
+  --stream NAME      the Kinesis stream
+  --endpoint URL     a Kinesis-compatible endpoint (kinesalite, LocalStack); default AWS
+  --region REGION    default $AWS_REGION, else us-east-1
+  --rate N           records per second (default 100)
+  --shards N         create the stream with N shards when it does not exist
+`,
+    options: { stream: { type: 'string' }, endpoint: { type: 'string' }, region: { type: 'string' }, rate: { type: 'string', default: '100' }, shards: { type: 'string' } },
   },
   leases: {
     help: `Usage: firehose leases --config FILE [--json]
@@ -167,6 +181,18 @@ async function main(argv: string[]): Promise<number> {
         },
         out: (line) => process.stdout.write(line + '\n'),
         progress: { write: (text) => process.stderr.write(text), isTTY: process.stderr.isTTY === true },
+      });
+    }
+    case 'produce': {
+      if (!values.stream) throw new UsageError('--stream NAME is required');
+      const { runProduce } = await import('./dev/produce-cli.js');
+      return runProduce({
+        stream: values.stream as string,
+        endpoint: values.endpoint as string | undefined,
+        region: (values.region as string | undefined) ?? process.env.AWS_REGION ?? 'us-east-1',
+        recordsPerSecond: positive(values.rate as string, '--rate'),
+        shards: values.shards === undefined ? undefined : positive(values.shards as string, '--shards'),
+        out: (line) => process.stdout.write(line + '\n'),
       });
     }
     case 'leases': {
