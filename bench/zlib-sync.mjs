@@ -2,12 +2,15 @@
 // and this measures its inflate against node:zlib's on the same bytes, in one run. Not part of npm
 // test; the candidate is not a project dependency (a native addon, built with node-gyp):
 //   npm install --no-save zlib-sync && npm rebuild zlib-sync   (npm 11: npm install-scripts approve zlib-sync first)
-//   npm run build && node bench/zlib-sync.mjs [MiB]
+//   node bench/zlib-sync.mjs [MiB]
 import { createRequire } from 'node:module';
 import { deflateSync, inflateSync } from 'node:zlib';
-import { sampleLogRecord } from '../dist/src/dev/sample-records.js';
 
 const require = createRequire(import.meta.url);
+const LEVELS = ['DEBUG', 'INFO', 'WARN', 'ERROR'];
+/** A JSON log line of the kind the dev mode produces (varied, ~200 bytes). */
+const sampleLogRecord = (i = Math.floor(Math.random() * 1e9)) =>
+  JSON.stringify({ ts: new Date(Date.UTC(2026, 0, 1) + i).toISOString(), level: LEVELS[i % 4], service: `svc-${i % 37}`, user: `user-${(i * 2654435761) % 100000}`, latencyMs: (i % 9973) / 7, path: `/api/v1/items/${i % 5000}`, msg: `request ${i} handled` });
 const MIB = 1024 * 1024;
 const size = Number(process.argv[2] ?? 64) * MIB;
 const lines = [];

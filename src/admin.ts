@@ -132,8 +132,13 @@ export async function startAdmin(target: AdminTarget, requestedHost: string, por
     });
   };
 
+  // The older summary: like /readyz for Redis (503 while it does not answer), with the streams running.
   app.get('/health', (_req, res) => {
-    res.json({ status: 'ok', deliveryStreams: target.streams.map((s) => s.name) });
+    void (async () => {
+      const redis = target.redis ?? target.readinessRedis;
+      const up = !redis || (await redisAnswers(redis, REDIS_CHECK_MS));
+      res.status(up ? 200 : 503).json({ status: up ? 'ok' : 'degraded', redis: up ? 'up' : `did not answer within ${REDIS_CHECK_MS} ms`, deliveryStreams: target.streams.map((s) => s.name) });
+    })();
   });
 
   app.get('/stats', (_req, res) => {

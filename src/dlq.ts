@@ -74,6 +74,8 @@ export class DeadLetterQueue implements DeadLetterParking {
   ) {
     const prefix = `{fh:${deliveryStreamName}}`;
     this.queue = new Queue('dlq', { connection: redis, prefix });
+    // The connection's own listener logs its errors once, as JSON (redisConnection); an 'error' without a listener would be printed raw.
+    this.queue.on('error', () => undefined);
     this.bytesKey = `${prefix}:dlq:bytes`;
   }
 

@@ -85,6 +85,9 @@ deliveryStreams:
       const stoppedAt = Date.now();
       await waitFor(async () => (await ready()) === 503, 5_000, '/readyz to answer 503');
       expect(Date.now() - stoppedAt).toBeLessThan(5_000);
+      const health = await fetch(`${service.adminUrl}/health`);
+      expect(health.status).toBe(503);
+      expect(await health.json()).toMatchObject({ status: 'degraded', deliveryStreams: ['guarded'] });
       // The DLQ's routes say so too, within 5 s, instead of hanging on Redis.
       const asked = Date.now();
       expect((await fetch(`${service.adminUrl}/dlq`)).status).toBe(503);
