@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { ManifestBuilder } from './archive/manifest.js';
 import { Acknowledgements } from './ack.js';
 import type { ByteBudget } from './budget.js';
 import type { Clock, TimerHandle } from './clock.js';
@@ -76,6 +77,8 @@ export interface SealedBatch {
   readonly heldRecords?: readonly SourceRecord[];
   /** Per-shard buffers (exactly-once): the exact positions of its first and last record. */
   readonly range?: BatchRange;
+  /** Its records, field by field, for the object's manifest (settings.manifest). */
+  readonly manifest?: ManifestBuilder;
 }
 
 
@@ -95,6 +98,7 @@ export class RecordBuffer {
   private oldestArrivalTime = Infinity;
   private first: SourceRecord | undefined;
   private last: SourceRecord | undefined;
+  private manifest: ManifestBuilder | undefined;
   private timer: TimerHandle | undefined;
   private readonly delimiterBytes: number;
   private readonly createEncoder: EncoderFactory;
@@ -140,6 +144,7 @@ export class RecordBuffer {
       this.last = record;
     }
     this.acks.add(record.segment);
+    this.manifest?.add(record);
     this.holding.adopt(record.data.length);
     if (this.delimiterBytes) this.holding.take(this.delimiterBytes);
     this.encoder!.append(record);
@@ -169,6 +174,7 @@ export class RecordBuffer {
   private open(): void {
     this.opened = this.clock.now();
     this.encoder = this.createEncoder(this.acks, this.holding);
+    if (this.settings.manifest) this.manifest = new ManifestBuilder();
     this.timer = this.clock.setTimeout(() => this.seal('interval'), this.settings.intervalMs);
   }
 
@@ -188,6 +194,7 @@ export class RecordBuffer {
       body: this.encoder!.finish(),
       tags: this.tags,
       ...(this.encoder!.records ? { heldRecords: this.encoder!.records } : {}),
+      ...(this.manifest ? { manifest: this.manifest } : {}),
       ...(this.first && this.last
         ? {
             range: {
@@ -201,6 +208,7 @@ export class RecordBuffer {
     };
     this.first = undefined;
     this.last = undefined;
+    this.manifest = undefined;
     this.encoder = undefined;
     this.acks = new Acknowledgements();
     this.holding = new Holding(this.budget);

@@ -106,7 +106,7 @@ export class DeliveryStream implements RecordSink {
     this.budget = options.budget ?? new ByteBudget(Number.MAX_SAFE_INTEGER);
     const dispatch = (batch: SealedBatch) => this.dispatch(batch);
     // Error output lines end in "\n" themselves, and hold JSON whatever the destination holds.
-    this.errors = new BufferSet({ ...pipeline.buffer, encoding: pipeline.errorOutputEncoding, appendNewlineDelimiter: false, maxRecords: undefined }, clock, 16, dispatch, undefined, undefined, this.budget);
+    this.errors = new BufferSet({ ...pipeline.buffer, encoding: pipeline.errorOutputEncoding, appendNewlineDelimiter: false, maxRecords: undefined, manifest: false }, clock, 16, dispatch, undefined, undefined, this.budget);
     const backup = pipeline.sourceBackup;
     this.backups = backup && options.sourceBackup ? new BufferSet(backup.buffer, clock, 1, dispatch, undefined, undefined, this.budget) : undefined;
     this.ends = new RecordEnds({
@@ -530,6 +530,7 @@ function encodedBatch(deliveryStreamName: string, sealed: SealedBatch, chunks: B
     encodedBytes,
     oldestArrivalTimestamp: sealed.oldestArrivalTimestamp,
     ...sealed.tags,
+    ...(sealed.manifest ? { manifest: sealed.manifest } : {}),
     ...(sealed.range && configHash !== undefined && !sealed.tags.errorOutputType
       ? { exactlyOnce: { range: { shardId: sealed.range.shardId, first: sealed.range.first, last: sealed.range.last }, configHash } }
       : {}),

@@ -1,3 +1,4 @@
+import type { ManifestBuilder } from './archive/manifest.js';
 import type { z } from 'zod';
 import type { Encoding } from './codecs.js';
 import type { FailureReason } from './failure.js';
@@ -43,6 +44,8 @@ export interface EncodedBatch {
    * was formed under. The object is named from them and written create-only.
    */
   readonly exactlyOnce?: { readonly range: ShardRange; readonly configHash: string };
+  /** The records, field by field, for the object's manifest (when the destination writes one). */
+  readonly manifest?: ManifestBuilder;
 }
 
 /** What an exactly-once upload did: wrote the object, or found it written (by an earlier attempt or owner) and adopted it. */

@@ -17,6 +17,8 @@ export interface BufferSettings {
    * carries its exact position range.
    */
   readonly perShard?: boolean;
+  /** Collect each batch's manifest (the S3 archive's, read back by a replay). */
+  readonly manifest?: boolean;
 }
 
 /** What the engine runs in front of a destination, as its configuration says. */

@@ -136,7 +136,7 @@ describe('HTTP endpoint destination (Firehose HTTP endpoint delivery specificati
 
     // The admin endpoint shows the same: health, the parked letters, metrics, Bull Board.
     const admin = service.adminUrl!;
-    expect(await (await fetch(`${admin}/health`)).json()).toEqual({ status: 'ok', deliveryStreams: ['parked'] });
+    expect(await (await fetch(`${admin}/health`)).json()).toEqual({ status: 'ok', redis: 'up', deliveryStreams: ['parked'] });
     const parkedNow = service.streams[0]!.stats.recordsToDeadLetterQueue;
     const viaHttp = (await (await fetch(`${admin}/dlq?stream=parked&error=HttpEndpoint`)).json()) as { parked: Array<{ errorCode: string; shardId: string }> };
     expect(viaHttp.parked).toHaveLength(parkedNow);

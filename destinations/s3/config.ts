@@ -60,6 +60,14 @@ export const s3DestinationSchema = z
         noEncryptionConfig: oneOf(['NoEncryption'] as const).optional(),
       })
       .optional(),
+    /**
+     * A manifest beside every object (not the error output's, not Parquet's yet): each record's
+     * length, arrival time, shard, sequence numbers and partition key, so a replay reads the archive
+     * back exactly. Under `<prefix><yyyy/MM/dd/HH>/<object key>.manifest.json.gz`.
+     */
+    manifests: z
+      .strictObject({ enabled: flag().default(true), prefix: prefix.refine((p) => p === '' || p.endsWith('/'), { message: 'must end in "/"' }).default('_manifests/') })
+      .default({ enabled: true, prefix: '_manifests/' }),
     /** Source record backup, as Firehose's S3BackupMode: Enabled copies every record as read, before any transform, to s3BackupConfiguration. */
     s3BackupMode: oneOf(['Disabled', 'Enabled'] as const).default('Disabled'),
     /** Where the copies go: bucket (or bucketARN), prefix, errorOutputPrefix, bufferingHints, compressionFormat, encryption; endpoint and region default to this destination's. */

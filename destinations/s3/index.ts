@@ -11,6 +11,7 @@ import { s3DestinationSchema, type S3DestinationConfig } from './config.js';
 import { objectKey } from './keys.js';
 import { renderPrefix } from './prefix.js';
 import { MiB } from '../../src/units.js';
+import { encodeManifest, manifestKey } from '../../src/archive/manifest.js';
 
 
 export function createS3Client(config: S3DestinationConfig): S3Client {
@@ -105,6 +106,26 @@ export class S3Destination implements Destination {
     }
   }
 
+  /**
+   * The object's manifest goes first: a manifest whose object is missing is skipped by a replay,
+   * an object without one could only be split by its delimiter. A retry writes the same one again.
+   */
+  private async putManifest(batch: EncodedBatch, objectKey: string, signal: AbortSignal): Promise<void> {
+    if (!batch.manifest || batch.errorOutputType || !this.config.manifests.enabled) return;
+    const manifest = batch.manifest.build({
+      deliveryStream: this.context.deliveryStreamName,
+      bucket: this.config.bucket,
+      key: objectKey,
+      encoding: batch.encoding,
+      delimiter: this.config.appendNewlineDelimiter ? '\n' : '',
+    });
+    const body = await encodeManifest(manifest);
+    await this.client.send(
+      new PutObjectCommand({ Bucket: this.config.bucket, Key: manifestKey(this.config.manifests.prefix, objectKey, batch.oldestArrivalTimestamp), Body: body, ContentType: 'application/gzip', ...this.sse }),
+      { abortSignal: signal },
+    );
+  }
+
   private async putCreateOnly(batch: EncodedBatch, signal: AbortSignal): Promise<DeliveryReceipt> {
     const { range, configHash } = batch.exactlyOnce!;
     const key = this.objectKeyFor(batch);
@@ -112,6 +133,7 @@ export class S3Destination implements Destination {
     const metadata = { 'firehose-shard': range.shardId, 'firehose-first': position(range.first), 'firehose-last': position(range.last), 'firehose-config': configHash };
     const body = batch.chunks.length === 1 ? batch.chunks[0]! : Buffer.concat(batch.chunks as Buffer[], batch.encodedBytes);
     const create = async (target: string): Promise<'created' | 'exists'> => {
+      await this.putManifest(batch, target, signal);
       try {
         const sending = this.client.send(
           new PutObjectCommand({ Bucket: this.config.bucket, Key: target, Body: body, ContentType: codecs[batch.encoding].contentType, IfNoneMatch: '*', Metadata: metadata, ...this.sse }),
@@ -149,6 +171,7 @@ export class S3Destination implements Destination {
       extension: batch.errorOutputType ? codecs[batch.encoding].extension : this.extensionFor(codecs[batch.encoding].extension),
     });
     if (Buffer.byteLength(key) > MAX_KEY_BYTES) throw new DeliveryError(`the S3 key would be ${Buffer.byteLength(key)} bytes long; S3 allows ${MAX_KEY_BYTES}`, 'S3.KeyTooLongError', false);
+    await this.putManifest(batch, key, signal);
     const contentType = codecs[batch.encoding].contentType;
     const partSize = this.config.multipartPartSizeInMBs * MiB;
     if (batch.encodedBytes <= partSize) {
@@ -208,6 +231,7 @@ export const s3Plugin: DestinationPlugin<S3DestinationConfig> = {
       encoding: config.conversion ? 'PARQUET' : config.compressionFormat,
       appendNewlineDelimiter: config.appendNewlineDelimiter,
       perShard: config.exactlyOnce,
+      manifest: config.manifests.enabled && !config.conversion,
     },
     exactlyOnce: config.exactlyOnce ? { configHash: configHash(config) } : undefined,
     errorOutputEncoding: config.compressionFormat,

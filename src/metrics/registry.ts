@@ -124,7 +124,8 @@ export function serviceMetrics(target: MetricsTarget): Registry {
     target.streams.flatMap((s) =>
       s.transform
         ? [
-            { labels: { ...stream(s), outcome: 'success' }, value: s.transform.stats.invocations - s.transform.stats.failedInvocations },
+            // Finished ones only (each is in the histogram once it answered or failed), not those under way.
+            { labels: { ...stream(s), outcome: 'success' }, value: s.transform.stats.durations.count - s.transform.stats.failedInvocations },
             { labels: { ...stream(s), outcome: 'failure' }, value: s.transform.stats.failedInvocations },
           ]
         : [],
