@@ -94,13 +94,19 @@ export function deliveryStreamArn(streamConfig: DeliveryStreamConfig): string {
 export async function assembleDeliveryStream(
   streamConfig: DeliveryStreamConfig,
   shared: SharedResources,
-  options: { source?: (log: Logger) => Source; onDelivered?: ((event: DeliveredEvent) => void) | undefined } = {},
+  options: {
+    source?: (log: Logger) => Source;
+    onDelivered?: ((event: DeliveredEvent) => void) | undefined;
+    /** A replay: batch ids from the positions they hold, so a re-run sends the same ones. */
+    positionalBatchIds?: boolean;
+  } = {},
 ): Promise<DeliveryStream> {
   const { config, log: rootLog, clock } = shared;
   const name = streamConfig.deliveryStreamName;
   const log = rootLog.child({ deliveryStream: name });
   const { plugin, config: destinationConfig } = streamConfig.destination;
-  const pipeline = plugin.pipeline(destinationConfig);
+  const configured = plugin.pipeline(destinationConfig);
+  const pipeline = options.positionalBatchIds ? { ...configured, buffer: { ...configured.buffer, positionalIds: true } } : configured;
   const sourcePlugin = streamConfig.source.plugin;
   const source =
     options.source?.(log) ??

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { ManifestBuilder } from './archive/manifest.js';
 import { Acknowledgements } from './ack.js';
 import type { ByteBudget } from './budget.js';
@@ -99,6 +99,9 @@ export class RecordBuffer {
   private first: SourceRecord | undefined;
   private last: SourceRecord | undefined;
   private manifest: ManifestBuilder | undefined;
+  /** With positionalIds: the batch's first and last record, which its id is derived from. */
+  private idFirst: SourceRecord | undefined;
+  private idLast: SourceRecord | undefined;
   private timer: TimerHandle | undefined;
   private readonly delimiterBytes: number;
   private readonly createEncoder: EncoderFactory;
@@ -145,6 +148,10 @@ export class RecordBuffer {
     }
     this.acks.add(record.segment);
     this.manifest?.add(record);
+    if (this.settings.positionalIds) {
+      this.idFirst ??= record;
+      this.idLast = record;
+    }
     this.holding.adopt(record.data.length);
     if (this.delimiterBytes) this.holding.take(this.delimiterBytes);
     this.encoder!.append(record);
@@ -183,7 +190,7 @@ export class RecordBuffer {
     if (this.timer) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     const batch: SealedBatch = {
-      id: randomUUID(),
+      id: this.idFirst && this.idLast ? positionalId(this.idFirst, this.idLast, this.records, this.tags) : randomUUID(),
       reason,
       records: this.records,
       rawBytes: this.rawBytes,
@@ -209,6 +216,8 @@ export class RecordBuffer {
     this.first = undefined;
     this.last = undefined;
     this.manifest = undefined;
+    this.idFirst = undefined;
+    this.idLast = undefined;
     this.encoder = undefined;
     this.acks = new Acknowledgements();
     this.holding = new Holding(this.budget);
@@ -217,6 +226,14 @@ export class RecordBuffer {
     this.oldestArrivalTime = Infinity;
     this.onSeal(batch);
   }
+}
+
+/** A UUID-shaped id from a batch's first and last positions and size: the same records, the same id. */
+function positionalId(first: SourceRecord, last: SourceRecord, records: number, tags: BufferTags): string {
+  const hex = createHash('sha256')
+    .update(`${first.shardId}/${first.sequenceNumber}/${first.subSequenceNumber}|${last.shardId}/${last.sequenceNumber}/${last.subSequenceNumber}|${records}|${tags.errorOutputType ?? ''}|${JSON.stringify(tags.partitionKeys ?? {})}`)
+    .digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${((parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16)}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
 
 /**

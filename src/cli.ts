@@ -16,6 +16,7 @@ Commands:
   dev       local Kinesis, S3 and Redis, a sample producer and the pipeline (npm start)
   dlq       the dead-letter queue: list, show, redrive or purge parked records
   leases    who reads which shard: owner, epoch, checkpoint, expiry, parents, state
+  replay    replay a time range of the S3 archive through a delivery stream, resumably
   produce   sample records into a Kinesis stream at a steady rate (a load, the compose producer)
 
 firehose <command> --help   the command's options
@@ -65,6 +66,38 @@ runs the pipeline of config/dev.yaml and prints a line per object delivered. Ctr
   --max-objects N         stop after N objects (default: run until Ctrl-C)
 `,
     options: { shards: { type: 'string', default: '4' }, rate: { type: 'string', default: '1000' }, 'max-objects': { type: 'string', default: '0' } },
+  },
+  replay: {
+    help: `Usage: firehose replay --config FILE --from s3://BUCKET/PREFIX --start ISO --end ISO --to STREAM [options]
+
+Replays the archive's records whose arrival time is in [start, end) through the delivery stream
+STREAM of FILE: its transforms, partitioning, conversion and destination. Objects are found through
+their manifests, hour by hour. Running the same command again resumes it (progress is in Redis);
+a finished replay says so. Ctrl-C stops it cleanly, with its progress saved.
+  -c, --config FILE              the configuration (YAML)
+  --from s3://BUCKET/PREFIX      the archive: the prefix its objects were written under
+  --start ISO, --end ISO         the window of arrival times
+  --to STREAM                    the delivery stream the records go through
+  --id NAME                      the replay's name (default: from --from, --start, --end, --to)
+  --dry-run                      count the objects, records and bytes; deliver nothing
+  --framing newline|json-concat  for objects without manifests: how to split them
+  --max-records-per-second N     at most N records a second
+  --max-mb-per-second N          at most N MiB of records a second
+  --manifests-prefix PREFIX      where the manifests are (default _manifests/)
+`,
+    options: {
+      ...configOption,
+      from: { type: 'string' },
+      start: { type: 'string' },
+      end: { type: 'string' },
+      to: { type: 'string' },
+      id: { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      framing: { type: 'string' },
+      'max-records-per-second': { type: 'string' },
+      'max-mb-per-second': { type: 'string' },
+      'manifests-prefix': { type: 'string' },
+    },
   },
   produce: {
     help: `Usage: firehose produce --stream NAME [--endpoint URL] [--region REGION] [--rate N] [--shards N]
@@ -183,6 +216,35 @@ async function main(argv: string[]): Promise<number> {
         progress: { write: (text) => process.stderr.write(text), isTTY: process.stderr.isTTY === true },
       });
     }
+    case 'replay': {
+      for (const required of ['from', 'start', 'end', 'to'] as const) if (!values[required]) throw new UsageError(`--${required} is required (firehose replay --help)`);
+      const framing = values.framing as string | undefined;
+      if (framing !== undefined && framing !== 'newline' && framing !== 'json-concat') throw new UsageError(`--framing must be newline or json-concat, got ${JSON.stringify(framing)}`);
+      const config = await loadConfig(requireConfig(values.config as string | undefined));
+      const { runReplayCommand } = await import('./replay/replay-cli.js');
+      const { ReplayError } = await import('./replay/replay.js');
+      try {
+        return await runReplayCommand(
+          config,
+          {
+            from: values.from as string,
+            start: values.start as string,
+            end: values.end as string,
+            to: values.to as string,
+            ...(values.id ? { id: values.id as string } : {}),
+            ...(values['dry-run'] ? { dryRun: true } : {}),
+            ...(framing ? { framing } : {}),
+            ...(values['max-records-per-second'] ? { maxRecordsPerSecond: positive(values['max-records-per-second'] as string, '--max-records-per-second') } : {}),
+            ...(values['max-mb-per-second'] ? { maxMBPerSecond: positiveNumber(values['max-mb-per-second'] as string, '--max-mb-per-second') } : {}),
+            ...(values['manifests-prefix'] !== undefined ? { manifestsPrefix: values['manifests-prefix'] as string } : {}),
+          },
+          createLogger(levelFromEnv('warn')),
+        );
+      } catch (err) {
+        if (err instanceof ReplayError) throw new UsageError(err.message);
+        throw err;
+      }
+    }
     case 'produce': {
       if (!values.stream) throw new UsageError('--stream NAME is required');
       const { runProduce } = await import('./dev/produce-cli.js');
@@ -259,6 +321,12 @@ function requireConfig(path: string | undefined): string {
 function positive(value: string | undefined, name: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+function positiveNumber(value: string | undefined, name: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${name} must be a positive number, got ${JSON.stringify(value)}`);
   return n;
 }
 

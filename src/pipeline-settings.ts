@@ -19,6 +19,11 @@ export interface BufferSettings {
   readonly perShard?: boolean;
   /** Collect each batch's manifest (the S3 archive's, read back by a replay). */
   readonly manifest?: boolean;
+  /**
+   * A replay: each batch's id (an HTTP request id, an S3 object's name) derived from the source
+   * positions it holds, so replaying the same records again sends the same ids.
+   */
+  readonly positionalIds?: boolean;
 }
 
 /** What the engine runs in front of a destination, as its configuration says. */

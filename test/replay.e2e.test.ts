@@ -1,0 +1,160 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../src/config.js';
+import { silentLogger } from '../src/log.js';
+import { startService } from '../src/service.js';
+import { firehose } from './helpers/cli.js';
+import { createStream, multiset, putAll, readObjects, suitePeers, waitFor, type Peers } from './helpers/harness.js';
+import { startReceiver } from './helpers/http-receiver.js';
+
+const ARCHIVE = 'replay-archive';
+const BACKUP = 'replay-backup';
+const arn = (name: string) => `arn:aws:firehose:us-east-1:000000000000:deliverystream/${name}`;
+
+function yaml(peers: Peers, receiverUrl: string): string {
+  return `
+redis: { url: "${peers.redis.url}" }
+runtime: { checkpointIntervalInMillis: 200, shutdownTimeoutInSeconds: 30 }
+deliveryStreams:
+  - deliveryStreamName: archived
+    kinesisStreamSource: { streamName: replay-source, endpoint: "${peers.kinesis.endpoint}", idleTimeBetweenReadsInMillis: 200 }
+    s3Destination: { bucket: ${ARCHIVE}, prefix: "raw/", compressionFormat: GZIP, endpoint: "${peers.s3.endpoint}", bufferingHints: { sizeInMBs: 1, intervalInSeconds: 60 } }
+  - deliveryStreamName: legacy
+    kinesisStreamSource: { streamName: replay-legacy, endpoint: "${peers.kinesis.endpoint}", idleTimeBetweenReadsInMillis: 200 }
+    s3Destination: { bucket: ${ARCHIVE}, prefix: "legacy/", appendNewlineDelimiter: true, manifests: { enabled: false }, endpoint: "${peers.s3.endpoint}" }
+  - deliveryStreamName: replayed
+    kinesisStreamSource: { streamName: replay-target, endpoint: "${peers.kinesis.endpoint}" }
+    httpEndpointDestination:
+      endpointConfiguration: { url: "${receiverUrl}", name: receiver }
+      bufferingHints: { sizeInMBs: 1, intervalInSeconds: 60 }
+      s3Configuration: { bucket: ${BACKUP}, endpoint: "${peers.s3.endpoint}" }
+`;
+}
+
+/** Binary records with no delimiter: newlines, zeros, anything — only a manifest can split them. */
+const binary = (phase: string, n: number) => Array.from({ length: n }, (_, i) => Buffer.concat([Buffer.from(`${phase}:${i}:`), randomBytes(64 + (i % 200)), Buffer.from('\n\0')]));
+
+describe('firehose replay from the S3 archive', () => {
+  const peers = suitePeers([ARCHIVE, BACKUP]);
+  const phases: Record<'one' | 'two' | 'three', Buffer[]> = { one: binary('one', 400), two: binary('two', 400), three: binary('three', 400) };
+  const legacyLines = Array.from({ length: 200 }, (_, i) => Buffer.from(`{"legacy":${i}}`));
+  /** Arrival-time boundaries: before phase one, between the phases (mid-gap), after phase three. */
+  const bounds: number[] = [];
+  let configPath = '';
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+
+  beforeAll(async () => {
+    receiver = await startReceiver({ sourceArn: arn('replayed'), reply: () => ({ status: 200 }) });
+    const dir = await mkdtemp(join(tmpdir(), 'firehose-replay-'));
+    configPath = join(dir, 'streams.yaml');
+    await writeFile(configPath, yaml(peers, receiver.url));
+    await createStream(peers.kinesisClient, 'replay-source', 2);
+    await createStream(peers.kinesisClient, 'replay-legacy', 1);
+    await createStream(peers.kinesisClient, 'replay-target', 1);
+    // The archive: three phases put 2.5 s apart, delivered by the archiving stream itself.
+    const config = parseConfig(yaml(peers, receiver.url));
+    const service = await startService({ ...config, deliveryStreams: config.deliveryStreams.filter((s) => s.deliveryStreamName !== 'replayed') }, { log: silentLogger });
+    bounds.push(Date.now() - 1_000);
+    for (const [i, phase] of (['one', 'two', 'three'] as const).entries()) {
+      if (i > 0) {
+        await new Promise((r) => setTimeout(r, 1_250));
+        bounds.push(Date.now());
+        await new Promise((r) => setTimeout(r, 1_250));
+      }
+      await putAll(peers.kinesisClient, 'replay-source', phases[phase].map((data, j) => ({ data, partitionKey: `${phase}-${j}` })));
+    }
+    await putAll(peers.kinesisClient, 'replay-legacy', legacyLines.map((data, j) => ({ data, partitionKey: `l${j}` })));
+    bounds.push(Date.now() + 1_000);
+    await waitFor(() => service.streams[0]!.stats.recordsRead === 1_200 && service.streams[1]!.stats.recordsRead === 200, 30_000, 'the archive read');
+    expect(await service.stop()).toBe(true);
+  }, 120_000);
+
+  afterAll(async () => {
+    await receiver?.stop();
+  });
+
+  const iso = (t: number) => new Date(t).toISOString();
+  const replayCli = (args: string[]) => firehose(['replay', '--config', configPath, '--to', 'replayed', ...args]);
+  const deliveredSince = (count: number) => receiver.requests.slice(count).filter((r) => r.accepted).flatMap((r) => r.records);
+
+  it('writes a manifest beside every archived object, small per record', async () => {
+    const objects = await readObjects(peers.s3Client, ARCHIVE, 'raw/');
+    const manifests = await readObjects(peers.s3Client, ARCHIVE, '_manifests/');
+    expect(objects.length).toBeGreaterThan(0);
+    expect(manifests.filter((m) => m.key.includes('/raw/')).length).toBe(objects.length);
+    expect(manifests.some((m) => m.key.includes('/legacy/'))).toBe(false); // manifests: {enabled: false}
+    const stored = await Promise.all(
+      manifests.filter((m) => m.key.includes('/raw/')).map(async (m) => (await peers.s3Client.send(new (await import('@aws-sdk/client-s3')).GetObjectCommand({ Bucket: ARCHIVE, Key: m.key }))).ContentLength!),
+    );
+    const perRecord = stored.reduce((a, b) => a + b, 0) / 1_200;
+    console.log(`manifests: ${stored.length} for ${objects.length} objects, ${perRecord.toFixed(1)} bytes per record stored`);
+    expect(perRecord).toBeLessThan(40);
+  });
+
+  it('replays exactly the middle window to an HTTP stream, each record once, byte for byte; run again, it says it finished', async () => {
+    const before = receiver.requests.length;
+    const run = replayCli(['--from', `s3://${ARCHIVE}/raw/`, '--start', iso(bounds[1]!), '--end', iso(bounds[2]!)]);
+    expect((await run.exited).code, run.stderr()).toBe(0);
+    expect(run.stdout()).toMatch(/^replay [0-9a-f]{12} finished: 400 record\(s\)/m);
+    expect(receiver.violations).toEqual([]);
+    expect(multiset(deliveredSince(before))).toEqual(multiset(phases.two));
+    const again = replayCli(['--from', `s3://${ARCHIVE}/raw/`, '--start', iso(bounds[1]!), '--end', iso(bounds[2]!)]);
+    expect((await again.exited).code).toBe(0);
+    expect(again.stdout()).toMatch(/already finished \(400 records\)/);
+    expect(deliveredSince(before)).toHaveLength(400);
+  });
+
+  it('--dry-run counts the objects, records and bytes, and delivers nothing', async () => {
+    const before = receiver.requests.length;
+    const run = replayCli(['--from', `s3://${ARCHIVE}/raw/`, '--start', iso(bounds[0]!), '--end', iso(bounds[2]!), '--dry-run']);
+    expect((await run.exited).code, run.stderr()).toBe(0);
+    const bytes = [...phases.one, ...phases.two].reduce((sum, b) => sum + b.length, 0);
+    expect(run.stdout()).toContain(`, 800 record(s), ${(bytes / 1024 / 1024).toFixed(2)} MiB would be replayed`);
+    expect(receiver.requests.length).toBe(before);
+  });
+
+  it('keeps to --max-records-per-second within 10 %', async () => {
+    const before = receiver.requests.length;
+    const run = replayCli(['--from', `s3://${ARCHIVE}/raw/`, '--start', iso(bounds[0]!), '--end', iso(bounds[3]!), '--id', 'rated', '--max-records-per-second', '300']);
+    expect((await run.exited).code, run.stderr()).toBe(0);
+    const [, records, seconds] = /finished: ([\d,]+) record\(s\), [\d.]+ MiB in ([\d.]+) s/.exec(run.stdout())!;
+    const rate = Number(records!.replace(/,/g, '')) / Number(seconds);
+    console.log(`replay at --max-records-per-second 300: ${rate.toFixed(0)} records/s over ${seconds} s`);
+    expect(rate).toBeGreaterThan(270);
+    expect(rate).toBeLessThan(330);
+    expect(multiset(deliveredSince(before))).toEqual(multiset([...phases.one, ...phases.two, ...phases.three]));
+  });
+
+  it('interrupted half-way (SIGINT) and run again: nothing missing, nothing delivered twice', async () => {
+    const before = receiver.requests.length;
+    const args = ['--from', `s3://${ARCHIVE}/raw/`, '--start', iso(bounds[0]!), '--end', iso(bounds[3]!), '--id', 'interrupted', '--max-records-per-second', '200'];
+    const first = replayCli(args);
+    await new Promise((r) => setTimeout(r, 3_000));
+    first.child.kill('SIGINT');
+    expect((await first.exited).code).toBe(130);
+    expect(first.stdout()).toMatch(/stopped: [\d,]+ record\(s\) handed on so far; run the same command again to resume/);
+    const partial = deliveredSince(before).length;
+    expect(partial).toBeGreaterThan(0);
+    expect(partial).toBeLessThan(1_200);
+    const second = replayCli(args);
+    expect((await second.exited).code, second.stderr()).toBe(0);
+    const all = deliveredSince(before);
+    expect(multiset(all)).toEqual(multiset([...phases.one, ...phases.two, ...phases.three]));
+  });
+
+  it('objects without manifests: refused clearly without --framing, replayed line by line with --framing newline', async () => {
+    const window = ['--from', `s3://${ARCHIVE}/legacy/`, '--start', iso(bounds[0]! - 3_600_000), '--end', iso(bounds[3]! + 3_600_000)];
+    const refused = replayCli(window);
+    expect((await refused.exited).code).toBe(2);
+    expect(refused.stderr()).toContain('holds objects but no manifests');
+    expect(refused.stderr()).toContain('--framing newline');
+    expect(refused.stderr()).toContain('binary records without a delimiter cannot be split');
+    const before = receiver.requests.length;
+    const run = replayCli([...window, '--framing', 'newline']);
+    expect((await run.exited).code, run.stderr()).toBe(0);
+    expect(multiset(deliveredSince(before))).toEqual(multiset(legacyLines));
+  });
+});
