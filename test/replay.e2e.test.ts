@@ -1,7 +1,10 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { localAwsEnvironment } from '../src/dev/peers.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
@@ -9,12 +12,13 @@ import { startService } from '../src/service.js';
 import { firehose } from './helpers/cli.js';
 import { createStream, multiset, putAll, readObjects, suitePeers, waitFor, type Peers } from './helpers/harness.js';
 import { startReceiver } from './helpers/http-receiver.js';
+import { startBulkServer } from './helpers/bulk-server.js';
 
 const ARCHIVE = 'replay-archive';
 const BACKUP = 'replay-backup';
 const arn = (name: string) => `arn:aws:firehose:us-east-1:000000000000:deliverystream/${name}`;
 
-function yaml(peers: Peers, receiverUrl: string): string {
+function yaml(peers: Peers, receiverUrl: string, clusterUrl = 'http://127.0.0.1:9'): string {
   return `
 redis: { url: "${peers.redis.url}" }
 runtime: { checkpointIntervalInMillis: 200, shutdownTimeoutInSeconds: 30 }
@@ -22,6 +26,9 @@ deliveryStreams:
   - deliveryStreamName: archived
     kinesisStreamSource: { streamName: replay-source, endpoint: "${peers.kinesis.endpoint}", idleTimeBetweenReadsInMillis: 200 }
     s3Destination: { bucket: ${ARCHIVE}, prefix: "raw/", compressionFormat: GZIP, endpoint: "${peers.s3.endpoint}", bufferingHints: { sizeInMBs: 1, intervalInSeconds: 60 } }
+  - deliveryStreamName: json-archived
+    kinesisStreamSource: { streamName: replay-json, endpoint: "${peers.kinesis.endpoint}", idleTimeBetweenReadsInMillis: 200 }
+    s3Destination: { bucket: ${ARCHIVE}, prefix: "json/", compressionFormat: GZIP, endpoint: "${peers.s3.endpoint}" }
   - deliveryStreamName: legacy
     kinesisStreamSource: { streamName: replay-legacy, endpoint: "${peers.kinesis.endpoint}", idleTimeBetweenReadsInMillis: 200 }
     s3Destination: { bucket: ${ARCHIVE}, prefix: "legacy/", appendNewlineDelimiter: true, manifests: { enabled: false }, endpoint: "${peers.s3.endpoint}" }
@@ -29,6 +36,13 @@ deliveryStreams:
     kinesisStreamSource: { streamName: replay-target, endpoint: "${peers.kinesis.endpoint}" }
     httpEndpointDestination:
       endpointConfiguration: { url: "${receiverUrl}", name: receiver }
+      bufferingHints: { sizeInMBs: 1, intervalInSeconds: 60 }
+      s3Configuration: { bucket: ${BACKUP}, endpoint: "${peers.s3.endpoint}" }
+  - deliveryStreamName: searched
+    kinesisStreamSource: { streamName: replay-target, endpoint: "${peers.kinesis.endpoint}" }
+    amazonOpenSearchServiceDestination:
+      clusterEndpoint: "${clusterUrl}"
+      indexName: replayed
       bufferingHints: { sizeInMBs: 1, intervalInSeconds: 60 }
       s3Configuration: { bucket: ${BACKUP}, endpoint: "${peers.s3.endpoint}" }
 `;
@@ -41,22 +55,26 @@ describe('firehose replay from the S3 archive', () => {
   const peers = suitePeers([ARCHIVE, BACKUP]);
   const phases: Record<'one' | 'two' | 'three', Buffer[]> = { one: binary('one', 400), two: binary('two', 400), three: binary('three', 400) };
   const legacyLines = Array.from({ length: 200 }, (_, i) => Buffer.from(`{"legacy":${i}}`));
+  const documents = Array.from({ length: 300 }, (_, i) => Buffer.from(JSON.stringify({ doc: i, text: `document ${i}` })));
   /** Arrival-time boundaries: before phase one, between the phases (mid-gap), after phase three. */
   const bounds: number[] = [];
   let configPath = '';
   let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let cluster: Awaited<ReturnType<typeof startBulkServer>>;
 
   beforeAll(async () => {
     receiver = await startReceiver({ sourceArn: arn('replayed'), reply: () => ({ status: 200 }) });
+    cluster = await startBulkServer(() => 201);
     const dir = await mkdtemp(join(tmpdir(), 'firehose-replay-'));
     configPath = join(dir, 'streams.yaml');
-    await writeFile(configPath, yaml(peers, receiver.url));
+    await writeFile(configPath, yaml(peers, receiver.url, cluster.url));
     await createStream(peers.kinesisClient, 'replay-source', 2);
     await createStream(peers.kinesisClient, 'replay-legacy', 1);
+    await createStream(peers.kinesisClient, 'replay-json', 2);
     await createStream(peers.kinesisClient, 'replay-target', 1);
     // The archive: three phases put 2.5 s apart, delivered by the archiving stream itself.
     const config = parseConfig(yaml(peers, receiver.url));
-    const service = await startService({ ...config, deliveryStreams: config.deliveryStreams.filter((s) => s.deliveryStreamName !== 'replayed') }, { log: silentLogger });
+    const service = await startService({ ...config, deliveryStreams: config.deliveryStreams.filter((s) => ['archived', 'legacy', 'json-archived'].includes(s.deliveryStreamName)) }, { log: silentLogger });
     bounds.push(Date.now() - 1_000);
     for (const [i, phase] of (['one', 'two', 'three'] as const).entries()) {
       if (i > 0) {
@@ -67,13 +85,15 @@ describe('firehose replay from the S3 archive', () => {
       await putAll(peers.kinesisClient, 'replay-source', phases[phase].map((data, j) => ({ data, partitionKey: `${phase}-${j}` })));
     }
     await putAll(peers.kinesisClient, 'replay-legacy', legacyLines.map((data, j) => ({ data, partitionKey: `l${j}` })));
+    await putAll(peers.kinesisClient, 'replay-json', documents.map((data, j) => ({ data, partitionKey: `d${j}` })));
     bounds.push(Date.now() + 1_000);
-    await waitFor(() => service.streams[0]!.stats.recordsRead === 1_200 && service.streams[1]!.stats.recordsRead === 200, 30_000, 'the archive read');
+    await waitFor(() => service.streams.map((s) => s.stats.recordsRead).join() === '1200,300,200', 30_000, 'the archive read');
     expect(await service.stop()).toBe(true);
   }, 120_000);
 
   afterAll(async () => {
     await receiver?.stop();
+    await cluster?.stop();
   });
 
   const iso = (t: number) => new Date(t).toISOString();
@@ -156,5 +176,25 @@ describe('firehose replay from the S3 archive', () => {
     const run = replayCli([...window, '--framing', 'newline']);
     expect((await run.exited).code, run.stderr()).toBe(0);
     expect(multiset(deliveredSince(before))).toEqual(multiset(legacyLines));
+  });
+
+  it('into OpenSearch twice, from a script through the library API: the second run overwrites, the document count is unchanged', async () => {
+    const script = fileURLToPath(new URL('../examples/replay.mjs', import.meta.url));
+    const run = (id: string) => {
+      const child = spawn(process.execPath, [script, configPath, `s3://${ARCHIVE}/json/`, iso(bounds[0]!), iso(bounds[3]!), 'searched', id], { env: { ...process.env, ...localAwsEnvironment() }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      return new Promise<{ code: number | null; out: string }>((resolve) => child.once('close', (code) => resolve({ code, out })));
+    };
+    const first = await run('search-1');
+    expect(first.code).toBe(0);
+    expect(JSON.parse(first.out)).toMatchObject({ id: 'search-1', state: 'finished', records: 300 });
+    expect(cluster.indexed.size).toBe(300);
+    const second = await run('search-2');
+    expect(JSON.parse(second.out)).toMatchObject({ state: 'finished', records: 300 });
+    // Each document indexed twice, under the id derived from its original position: still 300.
+    expect(cluster.indexed.size).toBe(300);
+    expect(multiset([...cluster.indexed.values()].map((d) => Buffer.from(d.source)))).toEqual(multiset(documents));
+    expect([...cluster.indexed.values()].every((d) => d.count === 2)).toBe(true);
   });
 });
