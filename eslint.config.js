@@ -13,7 +13,7 @@ export default tseslint.config(
   {
     // Plain Node scripts: transform modules, the worker, test helpers that run in their own process.
     files: ['**/*.mjs', 'src/**/*.js', 'transforms/**/*.js'],
-    languageOptions: { globals: { process: 'readonly', Buffer: 'readonly', URL: 'readonly', console: 'readonly', performance: 'readonly', setInterval: 'readonly', clearInterval: 'readonly' } },
+    languageOptions: { globals: { process: 'readonly', Buffer: 'readonly', URL: 'readonly', console: 'readonly', performance: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', AbortController: 'readonly' } },
   },
   {
     // Transform fixtures written as Lambda functions are: CommonJS (their folder says so), kept as
