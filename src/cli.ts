@@ -68,7 +68,7 @@ runs the pipeline of config/dev.yaml and prints a line per object delivered. Ctr
     options: { shards: { type: 'string', default: '4' }, rate: { type: 'string', default: '1000' }, 'max-objects': { type: 'string', default: '0' } },
   },
   replay: {
-    help: `Usage: firehose replay --config FILE --from s3://BUCKET/PREFIX --start ISO --end ISO --to STREAM [options]
+    help: `Usage: firehose replay --config FILE --from s3://BUCKET/PREFIX --start ISO --end ISO --to STREAM|--to-kinesis STREAM [options]
 
 Replays the archive's records whose arrival time is in [start, end) through the delivery stream
 STREAM of FILE: its transforms, partitioning, conversion and destination. Objects are found through
@@ -78,6 +78,8 @@ a finished replay says so. Ctrl-C stops it cleanly, with its progress saved.
   --from s3://BUCKET/PREFIX      the archive: the prefix its objects were written under
   --start ISO, --end ISO         the window of arrival times
   --to STREAM                    the delivery stream the records go through
+  --to-kinesis STREAM            or a Kinesis stream to put them into, with their partition keys
+  --kinesis-endpoint URL         where that stream is, when not AWS (default: a source of FILE reading it)
   --id NAME                      the replay's name (default: from --from, --start, --end, --to)
   --dry-run                      count the objects, records and bytes; deliver nothing
   --framing newline|json-concat  for objects without manifests: how to split them
@@ -91,6 +93,8 @@ a finished replay says so. Ctrl-C stops it cleanly, with its progress saved.
       start: { type: 'string' },
       end: { type: 'string' },
       to: { type: 'string' },
+      'to-kinesis': { type: 'string' },
+      'kinesis-endpoint': { type: 'string' },
       id: { type: 'string' },
       'dry-run': { type: 'boolean' },
       framing: { type: 'string' },
@@ -217,7 +221,8 @@ async function main(argv: string[]): Promise<number> {
       });
     }
     case 'replay': {
-      for (const required of ['from', 'start', 'end', 'to'] as const) if (!values[required]) throw new UsageError(`--${required} is required (firehose replay --help)`);
+      for (const required of ['from', 'start', 'end'] as const) if (!values[required]) throw new UsageError(`--${required} is required (firehose replay --help)`);
+      if (!values.to === !values['to-kinesis']) throw new UsageError('give one target: --to <delivery stream> or --to-kinesis <stream> (firehose replay --help)');
       const framing = values.framing as string | undefined;
       if (framing !== undefined && framing !== 'newline' && framing !== 'json-concat') throw new UsageError(`--framing must be newline or json-concat, got ${JSON.stringify(framing)}`);
       const config = await loadConfig(requireConfig(values.config as string | undefined));
@@ -230,7 +235,9 @@ async function main(argv: string[]): Promise<number> {
             from: values.from as string,
             start: values.start as string,
             end: values.end as string,
-            to: values.to as string,
+            ...(values.to ? { to: values.to as string } : {}),
+            ...(values['to-kinesis'] ? { toKinesis: values['to-kinesis'] as string } : {}),
+            ...(values['kinesis-endpoint'] ? { kinesis: { endpoint: values['kinesis-endpoint'] as string } } : {}),
             ...(values.id ? { id: values.id as string } : {}),
             ...(values['dry-run'] ? { dryRun: true } : {}),
             ...(framing ? { framing } : {}),

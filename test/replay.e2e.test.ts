@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import * as zlib from 'node:zlib';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -196,5 +197,36 @@ describe('firehose replay from the S3 archive', () => {
     expect(cluster.indexed.size).toBe(300);
     expect(multiset([...cluster.indexed.values()].map((d) => Buffer.from(d.source)))).toEqual(multiset(documents));
     expect([...cluster.indexed.values()].every((d) => d.count === 2)).toBe(true);
+  });
+
+  it('--to-kinesis puts exactly the window\'s records into another stream, with their partition keys, in order per original shard', async () => {
+    await createStream(peers.kinesisClient, 'replay-copy', 1);
+    const run = firehose(['replay', '--config', configPath, '--from', `s3://${ARCHIVE}/raw/`, '--start', iso(bounds[1]!), '--end', iso(bounds[3]!), '--to-kinesis', 'replay-copy', '--kinesis-endpoint', peers.kinesis.endpoint]);
+    expect((await run.exited).code, run.stderr()).toBe(0);
+    expect(run.stdout()).toMatch(/finished: 800 record\(s\)/);
+    const { ListShardsCommand, GetShardIteratorCommand, GetRecordsCommand } = await import('@aws-sdk/client-kinesis');
+    const [shard] = (await peers.kinesisClient.send(new ListShardsCommand({ StreamName: 'replay-copy' }))).Shards!;
+    let iterator = (await peers.kinesisClient.send(new GetShardIteratorCommand({ StreamName: 'replay-copy', ShardId: shard!.ShardId!, ShardIteratorType: 'TRIM_HORIZON' }))).ShardIterator;
+    const copied: Array<{ data: Buffer; partitionKey: string }> = [];
+    for (let empty = 0; iterator && empty < 3; ) {
+      const page = await peers.kinesisClient.send(new GetRecordsCommand({ ShardIterator: iterator }));
+      for (const r of page.Records!) copied.push({ data: Buffer.from(r.Data!), partitionKey: r.PartitionKey! });
+      empty = page.Records!.length === 0 ? empty + 1 : 0;
+      iterator = page.NextShardIterator;
+    }
+    const expected = [...phases.two.map((data, j) => ({ data, key: `two-${j}` })), ...phases.three.map((data, j) => ({ data, key: `three-${j}` }))];
+    expect(multiset(copied.map((c) => c.data))).toEqual(multiset(expected.map((e) => e.data)));
+    const keyOf = new Map(expected.map((e) => [e.data.toString('base64'), e.key]));
+    for (const c of copied) expect(c.partitionKey).toBe(keyOf.get(c.data.toString('base64')));
+    // Within each original shard, records keep their order: the partition keys of a phase come in the order they were put.
+    const archive = (await readObjects(peers.s3Client, ARCHIVE, '_manifests/')).filter((m) => m.key.includes('/raw/'));
+    expect(archive.length).toBeGreaterThan(0);
+    const { decodeManifest, manifestEntries } = await import('../src/archive/manifest.js');
+    const original = new Map<string, string[]>();
+    for (const m of archive) {
+      const manifest = await decodeManifest(zlib.gzipSync(m.body), m.key);
+      for (const e of manifestEntries(manifest)) if (e.arrival >= bounds[1]! && e.arrival < bounds[3]!) original.set(e.shardId, [...(original.get(e.shardId) ?? []), e.partitionKey]);
+    }
+    for (const keys of original.values()) expect(copied.map((c) => c.partitionKey).filter((k) => keys.includes(k))).toEqual(keys);
   });
 });

@@ -27,7 +27,7 @@ export async function runReplayCommand(config: ServiceConfig, options: Omit<Repl
   try {
     const result = await replay(config, { ...options, signal: stopping.signal, onProgress, log });
     if (terminal && !options.dryRun) out.write('\n');
-    const where = `${options.from} ${options.start}–${options.end} → ${options.to}`;
+    const where = `${options.from} ${options.start}–${options.end} → ${options.to ?? `kinesis stream ${options.toKinesis}`}`;
     switch (result.state) {
       case 'dry-run':
         process.stdout.write(

@@ -5,7 +5,11 @@ import { systemClock } from '../clock.js';
 import type { DeliveryStreamConfig, ServiceConfig } from '../config.js';
 import { silentLogger, type Logger } from '../log.js';
 import { redisConnection } from '../redis/connection.js';
-import { archivedObjects, ArchiveSource, hoursOf, inWindow, type ArchiveLocation, type ArchivedObject, type ArchiveWindow } from '../sources/s3-archive/source.js';
+import { KinesisClient } from '@aws-sdk/client-kinesis';
+import { httpSettings } from '../aws.js';
+import { putAll } from '../dev/producer.js';
+import { RateLimit } from './rate.js';
+import { archivedObjects, ArchiveSource, hoursOf, inWindow, readArchived, recordsOfObject, type ArchiveLocation, type ArchivedObject, type ArchiveWindow } from '../sources/s3-archive/source.js';
 import type { Framing } from '../sources/s3-archive/framing.js';
 import { createS3Client } from '../../destinations/s3/index.js';
 import { s3DestinationSchema } from '../../destinations/s3/config.js';
@@ -21,7 +25,11 @@ export interface ReplayOptions {
   readonly start: Date | string;
   readonly end: Date | string;
   /** The delivery stream of the configuration the records go through: its transforms, partitioning, conversion and destination. */
-  readonly to: string;
+  readonly to?: string;
+  /** …or a Kinesis stream the records are put into (PutRecords), with their partition keys, in their order per original shard. */
+  readonly toKinesis?: string;
+  /** Where that Kinesis stream is, when not AWS's (default: the endpoint of a source of the config reading it). */
+  readonly kinesis?: { readonly endpoint?: string; readonly region?: string };
   /** The replay's name: running it again resumes it. Default: derived from from, start, end and to. */
   readonly id?: string;
   /** Count what would be replayed, deliver nothing. */
@@ -79,10 +87,11 @@ export class ReplayError extends Error {}
 export async function replay(config: ServiceConfig, options: ReplayOptions): Promise<ReplayResult> {
   const log = options.log ?? silentLogger;
   const window = windowOf(options.start, options.end);
-  const target = config.deliveryStreams.find((s) => s.deliveryStreamName === options.to);
-  if (!target) throw new ReplayError(`no delivery stream ${JSON.stringify(options.to)} in the configuration (it has ${config.deliveryStreams.map((s) => JSON.stringify(s.deliveryStreamName)).join(', ')})`);
+  if ((options.to === undefined) === (options.toKinesis === undefined)) throw new ReplayError('give one target: --to <delivery stream> or --to-kinesis <stream>');
+  const target = options.to === undefined ? undefined : config.deliveryStreams.find((s) => s.deliveryStreamName === options.to);
+  if (options.to !== undefined && !target) throw new ReplayError(`no delivery stream ${JSON.stringify(options.to)} in the configuration (it has ${config.deliveryStreams.map((s) => JSON.stringify(s.deliveryStreamName)).join(', ')})`);
   const { bucket, prefix } = parseS3Url(options.from);
-  const id = options.id ?? createHash('sha256').update(`${options.from}|${window.start}|${window.end}|${options.to}`).digest('hex').slice(0, 12);
+  const id = options.id ?? createHash('sha256').update(`${options.from}|${window.start}|${window.end}|${options.to ?? `kinesis:${options.toKinesis}`}`).digest('hex').slice(0, 12);
   if (!/^[\w.-]{1,64}$/.test(id)) throw new ReplayError(`--id must be 1–64 of a-z A-Z 0-9 _ . -, got ${JSON.stringify(id)}`);
   const client = archiveClient(config, bucket, options.s3);
   const location: ArchiveLocation = { client, bucket, objectPrefix: prefix, manifestsPrefix: options.manifestsPrefix ?? '_manifests/', framing: options.framing };
@@ -112,7 +121,8 @@ export async function replay(config: ServiceConfig, options: ReplayOptions): Pro
       options.onProgress?.(result);
       return result;
     }
-    return await run(config, target, location, window, planned, base, options, log);
+    if (options.toKinesis !== undefined) return await runToKinesis(config, options.toKinesis, location, window, planned, base, options, log);
+    return await run(config, target!, location, window, planned, base, options, log);
   } finally {
     client.destroy();
   }
@@ -170,6 +180,78 @@ async function run(
       await shared.close();
     }
   } finally {
+    redis.disconnect();
+  }
+}
+
+/**
+ * Into a Kinesis stream: each object's records of the window put in object order (which is each
+ * original shard's order), 500 at a time with their partition keys; progress saved after every
+ * batch, so an interrupted run re-puts at most one batch. Kinesis may refuse some entries of a
+ * batch (throttling): those are put again after the rest of it, the one place order can change.
+ */
+async function runToKinesis(
+  config: ServiceConfig,
+  streamName: string,
+  location: ArchiveLocation,
+  window: ArchiveWindow,
+  planned: readonly ArchivedObject[],
+  base: Pick<ReplayReport, 'id' | 'totalRecords' | 'totalBytes' | 'totalObjects' | 'startedAt'>,
+  options: ReplayOptions,
+  log: Logger,
+): Promise<ReplayResult> {
+  const redis = redisConnection(config.redis, { maxRetriesPerRequest: 2, lazyConnect: true }, log);
+  redis.on('error', () => undefined);
+  const reader = config.deliveryStreams.map((s) => s.source.config as { streamName?: string; endpoint?: string; region?: string }).find((s) => s.streamName === streamName);
+  const client = new KinesisClient({ region: options.kinesis?.region ?? reader?.region ?? process.env.AWS_REGION ?? 'us-east-1', ...httpSettings(options.kinesis?.endpoint ?? reader?.endpoint, 30_000) });
+  const recordRate = options.maxRecordsPerSecond ? new RateLimit(options.maxRecordsPerSecond) : undefined;
+  const byteRate = options.maxMBPerSecond ? new RateLimit(options.maxMBPerSecond * 1024 * 1024) : undefined;
+  const batchSize = options.maxRecordsPerSecond ? Math.max(1, Math.min(500, Math.floor(options.maxRecordsPerSecond / 10))) : 500;
+  const signal = options.signal ?? new AbortController().signal;
+  try {
+    const progress = new ReplayProgress(redis, `kinesis:${streamName}`, base.id);
+    const before = await progress.load();
+    if (before.state === 'finished') return { ...base, state: 'already-finished', records: 0, bytes: 0, recordsBefore: before.records, objectsDone: before.objects, objectsSkipped: 0 };
+    await progress.start({ from: options.from, start: new Date(window.start).toISOString(), end: new Date(window.end).toISOString(), toKinesis: streamName });
+    const counts = { records: 0, bytes: 0, objectsDone: 0, objectsSkipped: 0 };
+    const report = (): ReplayReport => ({ ...base, records: counts.records, bytes: counts.bytes, recordsBefore: before.records, objectsDone: before.objects + counts.objectsDone });
+    const ticker = setInterval(() => options.onProgress?.(report()), 500);
+    try {
+      for (const object of planned) {
+        if (signal.aborted) break;
+        if (progress.isDone(object.key)) {
+          counts.objectsSkipped++;
+          continue;
+        }
+        const records = recordsOfObject(location, window, object, await readArchived(location, object));
+        let i = progress.doneUpTo(object.key);
+        while (i < records.length && !signal.aborted) {
+          const batch = records.slice(i, i + batchSize);
+          let bytes = 0;
+          for (const r of batch) bytes += r.data.length;
+          await recordRate?.take(batch.length, signal);
+          await byteRate?.take(bytes, signal);
+          if (signal.aborted) break;
+          await putAll(client, streamName, batch.map((r) => ({ data: r.data, partitionKey: r.partitionKey })));
+          i += batch.length;
+          counts.records += batch.length;
+          counts.bytes += bytes;
+          await progress.objectUpTo(object.key, i, batch.length, bytes);
+        }
+        if (i < records.length) break;
+        await progress.objectDone(object.key);
+        counts.objectsDone++;
+      }
+      const stopped = signal.aborted;
+      if (!stopped) await progress.finish();
+      const result: ReplayResult = { ...report(), state: stopped ? 'stopped' : 'finished', objectsSkipped: counts.objectsSkipped };
+      options.onProgress?.(result);
+      return result;
+    } finally {
+      clearInterval(ticker);
+    }
+  } finally {
+    client.destroy();
     redis.disconnect();
   }
 }

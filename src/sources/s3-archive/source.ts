@@ -206,41 +206,16 @@ export class ArchiveSource implements Source, ProgressListener {
     this.readToEnd = !signal.aborted;
   }
 
-  private async read(object: ArchivedObject): Promise<Buffer> {
-    const body = await getObject(this.options.location, object.key);
-    const gzipped = object.manifest ? object.manifest.encoding === 'GZIP' : object.key.endsWith('.gz');
-    return gzipped ? await gunzipAsync(body) : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  private read(object: ArchivedObject): Promise<Buffer> {
+    return readArchived(this.options.location, object);
   }
 
-  /** The object's records of the window, as SourceRecords with their original positions (segment set by the caller). */
-  private recordsOf(object: ArchivedObject, raw: Buffer): Array<{ -readonly [K in keyof SourceRecord]: SourceRecord[K] }> {
-    const { window } = this.options;
-    const out: Array<{ -readonly [K in keyof SourceRecord]: SourceRecord[K] }> = [];
-    const none = undefined as unknown as Segment;
-    if (object.manifest) {
-      if (raw.length !== object.manifest.rawBytes) throw new Error(`s3://${this.options.location.bucket}/${object.key}: ${raw.length} bytes, its manifest says ${object.manifest.rawBytes}`);
-      for (const e of manifestEntries(object.manifest)) {
-        if (e.arrival < window.start || e.arrival >= window.end) continue;
-        out.push({
-          data: raw.subarray(e.offset, e.offset + e.length),
-          partitionKey: e.partitionKey,
-          shardId: e.shardId,
-          sequenceNumber: e.sequenceNumber,
-          subSequenceNumber: e.subSequenceNumber,
-          approximateArrivalTimestamp: e.arrival,
-          segment: none,
-        });
-      }
-      return out;
-    }
-    // No manifest: split by the framing; positions name the object and the record's place in it.
-    splitFramed(raw, this.options.location.framing!).forEach((data, i) => {
-      out.push({ data, partitionKey: `${i}`, shardId: object.key, sequenceNumber: String(i), subSequenceNumber: 0, approximateArrivalTimestamp: object.time!, segment: none });
-    });
-    return out;
+  private recordsOf(object: ArchivedObject, raw: Buffer): MutableRecord[] {
+    return recordsOfObject(this.options.location, this.options.window, object, raw);
   }
 
   segmentReleased(): void {}
+
 
   /** An object's records reached an end further on (saved, so a re-run resumes there), or all of them did. */
   progressed(shard: ShardProgress): void {
@@ -311,4 +286,40 @@ function timeInName(key: string): number | undefined {
   const m = /-(\d{4})-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-[^/]*$/.exec(key);
   if (!m) return undefined;
   return Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
+}
+
+type MutableRecord = { -readonly [K in keyof SourceRecord]: SourceRecord[K] };
+
+/** An archived object's bytes, decompressed. */
+export async function readArchived(location: ArchiveLocation, object: ArchivedObject): Promise<Buffer> {
+  const body = await getObject(location, object.key);
+  const gzipped = object.manifest ? object.manifest.encoding === 'GZIP' : object.key.endsWith('.gz');
+  return gzipped ? await gunzipAsync(body) : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+}
+
+/** The object's records of the window, in object order, with their original positions (their segment is set by whoever hands them on). */
+export function recordsOfObject(location: ArchiveLocation, window: ArchiveWindow, object: ArchivedObject, raw: Buffer): MutableRecord[] {
+  const out: MutableRecord[] = [];
+  const none = undefined as unknown as Segment;
+  if (object.manifest) {
+    if (raw.length !== object.manifest.rawBytes) throw new Error(`s3://${location.bucket}/${object.key}: ${raw.length} bytes, its manifest says ${object.manifest.rawBytes}`);
+    for (const e of manifestEntries(object.manifest)) {
+      if (e.arrival < window.start || e.arrival >= window.end) continue;
+      out.push({
+        data: raw.subarray(e.offset, e.offset + e.length),
+        partitionKey: e.partitionKey,
+        shardId: e.shardId,
+        sequenceNumber: e.sequenceNumber,
+        subSequenceNumber: e.subSequenceNumber,
+        approximateArrivalTimestamp: e.arrival,
+        segment: none,
+      });
+    }
+    return out;
+  }
+  // No manifest: split by the framing; positions name the object and the record's place in it.
+  splitFramed(raw, location.framing!).forEach((data, i) => {
+    out.push({ data, partitionKey: `${i}`, shardId: object.key, sequenceNumber: String(i), subSequenceNumber: 0, approximateArrivalTimestamp: object.time!, segment: none });
+  });
+  return out;
 }
