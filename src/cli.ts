@@ -69,6 +69,7 @@ runs the pipeline of config/dev.yaml and prints a line per object delivered. Ctr
   },
   replay: {
     help: `Usage: firehose replay --config FILE --from s3://BUCKET/PREFIX --start ISO --end ISO --to STREAM|--to-kinesis STREAM [options]
+       firehose replay --config FILE --kinesis-from ISO|SEQUENCE [--until ISO] --to STREAM [options]
 
 Replays the archive's records whose arrival time is in [start, end) through the delivery stream
 STREAM of FILE: its transforms, partitioning, conversion and destination. Objects are found through
@@ -77,6 +78,11 @@ a finished replay says so. Ctrl-C stops it cleanly, with its progress saved.
   -c, --config FILE              the configuration (YAML)
   --from s3://BUCKET/PREFIX      the archive: the prefix its objects were written under
   --start ISO, --end ISO         the window of arrival times
+  --kinesis-from ISO|SEQUENCE    instead of --from/--start/--end: re-read the --to stream's own Kinesis
+                                 source from this time (or this record), beside its live readers,
+                                 without touching their checkpoints
+  --until ISO                    with --kinesis-from: up to records that arrived before this time
+                                 (default: what the stream holds when the replay starts)
   --to STREAM                    the delivery stream the records go through
   --to-kinesis STREAM            or a Kinesis stream to put them into, with their partition keys
   --kinesis-endpoint URL         where that stream is, when not AWS (default: a source of FILE reading it)
@@ -95,6 +101,8 @@ a finished replay says so. Ctrl-C stops it cleanly, with its progress saved.
       to: { type: 'string' },
       'to-kinesis': { type: 'string' },
       'kinesis-endpoint': { type: 'string' },
+      'kinesis-from': { type: 'string' },
+      until: { type: 'string' },
       id: { type: 'string' },
       'dry-run': { type: 'boolean' },
       framing: { type: 'string' },
@@ -221,7 +229,9 @@ async function main(argv: string[]): Promise<number> {
       });
     }
     case 'replay': {
-      for (const required of ['from', 'start', 'end'] as const) if (!values[required]) throw new UsageError(`--${required} is required (firehose replay --help)`);
+      if (values['kinesis-from'] === undefined) {
+        for (const required of ['from', 'start', 'end'] as const) if (!values[required]) throw new UsageError(`--${required} is required (or --kinesis-from; firehose replay --help)`);
+      }
       if (!values.to === !values['to-kinesis']) throw new UsageError('give one target: --to <delivery stream> or --to-kinesis <stream> (firehose replay --help)');
       const framing = values.framing as string | undefined;
       if (framing !== undefined && framing !== 'newline' && framing !== 'json-concat') throw new UsageError(`--framing must be newline or json-concat, got ${JSON.stringify(framing)}`);
@@ -232,9 +242,11 @@ async function main(argv: string[]): Promise<number> {
         return await runReplayCommand(
           config,
           {
-            from: values.from as string,
-            start: values.start as string,
-            end: values.end as string,
+            ...(values.from ? { from: values.from as string } : {}),
+            ...(values.start ? { start: values.start as string } : {}),
+            ...(values.end ? { end: values.end as string } : {}),
+            ...(values['kinesis-from'] ? { kinesisFrom: values['kinesis-from'] as string } : {}),
+            ...(values.until ? { kinesisUntil: values.until as string } : {}),
             ...(values.to ? { to: values.to as string } : {}),
             ...(values['to-kinesis'] ? { toKinesis: values['to-kinesis'] as string } : {}),
             ...(values['kinesis-endpoint'] ? { kinesis: { endpoint: values['kinesis-endpoint'] as string } } : {}),

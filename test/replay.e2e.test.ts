@@ -11,7 +11,7 @@ import { parseConfig } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
 import { startService } from '../src/service.js';
 import { firehose } from './helpers/cli.js';
-import { createStream, multiset, putAll, readObjects, suitePeers, waitFor, type Peers } from './helpers/harness.js';
+import { checkpoints, createStream, multiset, putAll, readObjects, suitePeers, waitFor, type Peers } from './helpers/harness.js';
 import { startReceiver } from './helpers/http-receiver.js';
 import { startBulkServer } from './helpers/bulk-server.js';
 
@@ -35,6 +35,12 @@ deliveryStreams:
     s3Destination: { bucket: ${ARCHIVE}, prefix: "legacy/", appendNewlineDelimiter: true, manifests: { enabled: false }, endpoint: "${peers.s3.endpoint}" }
   - deliveryStreamName: replayed
     kinesisStreamSource: { streamName: replay-target, endpoint: "${peers.kinesis.endpoint}" }
+    httpEndpointDestination:
+      endpointConfiguration: { url: "${receiverUrl}", name: receiver }
+      bufferingHints: { sizeInMBs: 1, intervalInSeconds: 60 }
+      s3Configuration: { bucket: ${BACKUP}, endpoint: "${peers.s3.endpoint}" }
+  - deliveryStreamName: live
+    kinesisStreamSource: { streamName: replay-live, endpoint: "${peers.kinesis.endpoint}", idleTimeBetweenReadsInMillis: 200 }
     httpEndpointDestination:
       endpointConfiguration: { url: "${receiverUrl}", name: receiver }
       bufferingHints: { sizeInMBs: 1, intervalInSeconds: 60 }
@@ -64,6 +70,7 @@ describe('firehose replay from the S3 archive', () => {
   let cluster: Awaited<ReturnType<typeof startBulkServer>>;
 
   beforeAll(async () => {
+    // Two streams deliver to it; each request says which one (the source ARN header).
     receiver = await startReceiver({ sourceArn: arn('replayed'), reply: () => ({ status: 200 }) });
     cluster = await startBulkServer(() => 201);
     const dir = await mkdtemp(join(tmpdir(), 'firehose-replay-'));
@@ -228,5 +235,41 @@ describe('firehose replay from the S3 archive', () => {
       for (const e of manifestEntries(manifest)) if (e.arrival >= bounds[1]! && e.arrival < bounds[3]!) original.set(e.shardId, [...(original.get(e.shardId) ?? []), e.partitionKey]);
     }
     for (const keys of original.values()) expect(copied.map((c) => c.partitionKey).filter((k) => keys.includes(k))).toEqual(keys);
+  });
+
+  it('--kinesis-from a time re-reads a live stream\'s own source from then on, beside its running reader; the live checkpoints do not move', async () => {
+    await createStream(peers.kinesisClient, 'replay-live', 2);
+    const config = parseConfig(yaml(peers, receiver.url, cluster.url));
+    const live = { ...config, deliveryStreams: config.deliveryStreams.filter((s) => s.deliveryStreamName === 'live') };
+    const first = await startService(live, { log: silentLogger });
+    const earlier = Array.from({ length: 300 }, (_, i) => Buffer.from(`{"live":"earlier","n":${i}}`));
+    const later = Array.from({ length: 300 }, (_, i) => Buffer.from(`{"live":"later","n":${i}}`));
+    const start = receiver.requests.length;
+    await putAll(peers.kinesisClient, 'replay-live', earlier.map((data, i) => ({ data, partitionKey: `e${i}` })));
+    await new Promise((r) => setTimeout(r, 1_250));
+    const from = Date.now();
+    await new Promise((r) => setTimeout(r, 1_250));
+    await putAll(peers.kinesisClient, 'replay-live', later.map((data, i) => ({ data, partitionKey: `l${i}` })));
+    await waitFor(() => first.streams[0]!.stats.recordsRead === 600, 20_000, 'the live stream to read both phases');
+    expect(await first.stop()).toBe(true);
+    const liveDelivered = receiver.requests.slice(start).filter((r) => r.accepted && r.headers['x-amz-firehose-source-arn'] === arn('live')).flatMap((r) => r.records);
+    expect(multiset(liveDelivered)).toEqual(multiset([...earlier, ...later]));
+    const checkpointed = await checkpoints(peers.redisClient, 'live');
+    expect(Object.keys(checkpointed)).toHaveLength(2);
+
+    // The live reader runs again (holding its leases) while the replay re-reads from `from`.
+    const second = await startService(live, { log: silentLogger });
+    try {
+      const before = receiver.requests.length;
+      const run = firehose(['replay', '--config', configPath, '--kinesis-from', iso(from), '--to', 'live']);
+      expect((await run.exited).code, run.stderr()).toBe(0);
+      expect(run.stdout()).toMatch(/finished: 300 record\(s\)/);
+      expect(multiset(deliveredSince(before))).toEqual(multiset(later));
+      expect(await checkpoints(peers.redisClient, 'live')).toEqual(checkpointed);
+      expect(second.streams[0]!.stats.recordsRead).toBe(0); // the live reader saw nothing new
+    } finally {
+      expect(await second.stop()).toBe(true);
+    }
+    expect(await checkpoints(peers.redisClient, 'live')).toEqual(checkpointed);
   });
 });

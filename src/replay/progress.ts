@@ -10,6 +10,8 @@ export class ReplayProgress {
   private readonly stateKey: string;
   private readonly doneKey: string;
   private readonly upToKey: string;
+  private readonly positionsKey: string;
+  private positions = new Map<string, string>();
   private done = new Set<string>();
   private upTo = new Map<string, number>();
 
@@ -21,11 +23,13 @@ export class ReplayProgress {
     this.stateKey = `{fh:${targetStream}}:replay:${id}`;
     this.doneKey = `{fh:${targetStream}}:replay:${id}:done`;
     this.upToKey = `{fh:${targetStream}}:replay:${id}:up-to`;
+    this.positionsKey = `{fh:${targetStream}}:replay:${id}:positions`;
   }
 
   /** What an earlier run left: its state, and the objects it finished. */
   async load(): Promise<{ state: 'new' | 'running' | 'finished'; records: number; objects: number; finishedAt?: string }> {
-    const [state, done, upTo] = await Promise.all([this.redis.hgetall(this.stateKey), this.redis.smembers(this.doneKey), this.redis.hgetall(this.upToKey)]);
+    const [state, done, upTo, positions] = await Promise.all([this.redis.hgetall(this.stateKey), this.redis.smembers(this.doneKey), this.redis.hgetall(this.upToKey), this.redis.hgetall(this.positionsKey)]);
+    this.positions = new Map(Object.entries(positions));
     this.done = new Set(done);
     this.upTo = new Map(Object.entries(upTo).map(([key, n]) => [key, Number(n)]));
     return {
@@ -59,6 +63,16 @@ export class ReplayProgress {
   async objectDone(objectKey: string): Promise<void> {
     this.done.add(objectKey);
     await this.redis.multi().sadd(this.doneKey, objectKey).hdel(this.upToKey, objectKey).exec();
+  }
+
+  /** A Kinesis replay: the last sequence number of the shard whose records, and all before it, reached an end. */
+  position(shardId: string): string | undefined {
+    return this.positions.get(shardId);
+  }
+
+  async savePosition(shardId: string, sequenceNumber: string, records: number, bytes: number): Promise<void> {
+    this.positions.set(shardId, sequenceNumber);
+    await this.redis.multi().hset(this.positionsKey, shardId, sequenceNumber).hincrby(this.stateKey, 'records', records).hincrby(this.stateKey, 'bytes', bytes).exec();
   }
 
   async finish(): Promise<void> {

@@ -27,7 +27,9 @@ export async function runReplayCommand(config: ServiceConfig, options: Omit<Repl
   try {
     const result = await replay(config, { ...options, signal: stopping.signal, onProgress, log });
     if (terminal && !options.dryRun) out.write('\n');
-    const where = `${options.from} ${options.start}–${options.end} → ${options.to ?? `kinesis stream ${options.toKinesis}`}`;
+    const where = options.kinesisFrom
+      ? `${options.to}'s Kinesis stream from ${options.kinesisFrom}${options.kinesisUntil ? ` until ${options.kinesisUntil}` : ''} → ${options.to}`
+      : `${options.from} ${String(options.start)}–${String(options.end)} → ${options.to ?? `kinesis stream ${options.toKinesis}`}`;
     switch (result.state) {
       case 'dry-run':
         process.stdout.write(

@@ -6,6 +6,9 @@ import type { DeliveryStreamConfig, ServiceConfig } from '../config.js';
 import { silentLogger, type Logger } from '../log.js';
 import { redisConnection } from '../redis/connection.js';
 import { KinesisClient } from '@aws-sdk/client-kinesis';
+import type { KinesisSourceConfig } from '../sources/kinesis/config.js';
+import { createKinesisClient } from '../sources/kinesis/source.js';
+import { KinesisWindowSource, type KinesisFrom } from '../sources/kinesis-window/source.js';
 import { httpSettings } from '../aws.js';
 import { putAll } from '../dev/producer.js';
 import { RateLimit } from './rate.js';
@@ -20,10 +23,18 @@ export type { Framing } from '../sources/s3-archive/framing.js';
 
 export interface ReplayOptions {
   /** The archive: `s3://bucket/prefix`, the prefix its objects were written under. */
-  readonly from: string;
+  readonly from?: string;
   /** Records whose arrival time is in [start, end). */
-  readonly start: Date | string;
-  readonly end: Date | string;
+  readonly start?: Date | string;
+  readonly end?: Date | string;
+  /**
+   * Instead of the archive: the target stream's own Kinesis stream, re-read from this time (ISO) or
+   * from the record with this sequence number, beside its live readers and without touching their
+   * checkpoints…
+   */
+  readonly kinesisFrom?: string;
+  /** …up to records that arrived before this time (ISO); by default, when the replay starts. */
+  readonly kinesisUntil?: string;
   /** The delivery stream of the configuration the records go through: its transforms, partitioning, conversion and destination. */
   readonly to?: string;
   /** …or a Kinesis stream the records are put into (PutRecords), with their partition keys, in their order per original shard. */
@@ -86,11 +97,13 @@ export class ReplayError extends Error {}
  */
 export async function replay(config: ServiceConfig, options: ReplayOptions): Promise<ReplayResult> {
   const log = options.log ?? silentLogger;
+  if (options.kinesisFrom !== undefined) return replayFromKinesis(config, options, log);
+  if (options.from === undefined || options.start === undefined || options.end === undefined) throw new ReplayError('give --from s3://bucket/prefix with --start and --end, or --kinesis-from');
   const window = windowOf(options.start, options.end);
   if ((options.to === undefined) === (options.toKinesis === undefined)) throw new ReplayError('give one target: --to <delivery stream> or --to-kinesis <stream>');
   const target = options.to === undefined ? undefined : config.deliveryStreams.find((s) => s.deliveryStreamName === options.to);
   if (options.to !== undefined && !target) throw new ReplayError(`no delivery stream ${JSON.stringify(options.to)} in the configuration (it has ${config.deliveryStreams.map((s) => JSON.stringify(s.deliveryStreamName)).join(', ')})`);
-  const { bucket, prefix } = parseS3Url(options.from);
+  const { bucket, prefix } = parseS3Url(options.from!);
   const id = options.id ?? createHash('sha256').update(`${options.from}|${window.start}|${window.end}|${options.to ?? `kinesis:${options.toKinesis}`}`).digest('hex').slice(0, 12);
   if (!/^[\w.-]{1,64}$/.test(id)) throw new ReplayError(`--id must be 1–64 of a-z A-Z 0-9 _ . -, got ${JSON.stringify(id)}`);
   const client = archiveClient(config, bucket, options.s3);
@@ -144,7 +157,7 @@ async function run(
     const progress = new ReplayProgress(redis, target.deliveryStreamName, base.id);
     const before = await progress.load();
     if (before.state === 'finished') return { ...base, state: 'already-finished', records: 0, bytes: 0, recordsBefore: before.records, objectsDone: before.objects, objectsSkipped: 0 };
-    await progress.start({ from: options.from, start: new Date(window.start).toISOString(), end: new Date(window.end).toISOString(), to: target.deliveryStreamName });
+    await progress.start({ from: options.from!, start: new Date(window.start).toISOString(), end: new Date(window.end).toISOString(), to: target.deliveryStreamName });
     // Only this replay's own delivery stream: the target's live readers, checkpoints and leases are not involved.
     const shared = new SharedResources(config, [target], redis, undefined, systemClock, log, `replay:${base.id}`);
     let source: ArchiveSource | undefined;
@@ -212,7 +225,7 @@ async function runToKinesis(
     const progress = new ReplayProgress(redis, `kinesis:${streamName}`, base.id);
     const before = await progress.load();
     if (before.state === 'finished') return { ...base, state: 'already-finished', records: 0, bytes: 0, recordsBefore: before.records, objectsDone: before.objects, objectsSkipped: 0 };
-    await progress.start({ from: options.from, start: new Date(window.start).toISOString(), end: new Date(window.end).toISOString(), toKinesis: streamName });
+    await progress.start({ from: options.from!, start: new Date(window.start).toISOString(), end: new Date(window.end).toISOString(), toKinesis: streamName });
     const counts = { records: 0, bytes: 0, objectsDone: 0, objectsSkipped: 0 };
     const report = (): ReplayReport => ({ ...base, records: counts.records, bytes: counts.bytes, recordsBefore: before.records, objectsDone: before.objects + counts.objectsDone });
     const ticker = setInterval(() => options.onProgress?.(report()), 500);
@@ -249,6 +262,61 @@ async function runToKinesis(
       return result;
     } finally {
       clearInterval(ticker);
+    }
+  } finally {
+    client.destroy();
+    redis.disconnect();
+  }
+}
+
+/** A delivery stream's own Kinesis stream, re-read from a time or a sequence number, through the stream's pipeline. */
+async function replayFromKinesis(config: ServiceConfig, options: ReplayOptions, log: Logger): Promise<ReplayResult> {
+  if (options.from !== undefined || options.toKinesis !== undefined) throw new ReplayError('--kinesis-from re-reads the --to stream\'s own source: give neither --from nor --to-kinesis with it');
+  if (options.dryRun) throw new ReplayError('--dry-run counts an archive\'s manifests; a Kinesis stream is only counted by reading it');
+  const target = config.deliveryStreams.find((s) => s.deliveryStreamName === options.to);
+  if (!target) throw new ReplayError(`no delivery stream ${JSON.stringify(options.to)} in the configuration (it has ${config.deliveryStreams.map((s) => JSON.stringify(s.deliveryStreamName)).join(', ')})`);
+  if (target.source.plugin.configKey !== 'kinesisStreamSource') throw new ReplayError(`${target.deliveryStreamName} does not read a Kinesis stream`);
+  const sourceConfig = target.source.config as KinesisSourceConfig;
+  const fromText = options.kinesisFrom!;
+  const from: KinesisFrom = /^\d{20,}$/.test(fromText) ? { sequenceNumber: fromText } : { timestamp: Date.parse(fromText) };
+  if ('timestamp' in from && Number.isNaN(from.timestamp)) throw new ReplayError(`--kinesis-from must be an ISO-8601 time or a sequence number, got ${JSON.stringify(fromText)}`);
+  const until = options.kinesisUntil === undefined ? Date.now() : Date.parse(options.kinesisUntil);
+  if (Number.isNaN(until)) throw new ReplayError(`--until must be an ISO-8601 time, got ${JSON.stringify(options.kinesisUntil)}`);
+  const id = options.id ?? createHash('sha256').update(`kinesis:${sourceConfig.streamName}|${fromText}|${options.kinesisUntil ?? ''}|${target.deliveryStreamName}`).digest('hex').slice(0, 12);
+  if (!/^[\w.-]{1,64}$/.test(id)) throw new ReplayError(`--id must be 1–64 of a-z A-Z 0-9 _ . -, got ${JSON.stringify(id)}`);
+  const redis = redisConnection(config.redis, { maxRetriesPerRequest: 2, lazyConnect: true }, log);
+  redis.on('error', () => undefined);
+  const client = createKinesisClient(sourceConfig);
+  const startedAt = Date.now();
+  const base = { id, totalRecords: undefined, totalBytes: undefined, totalObjects: 0, startedAt };
+  try {
+    const progress = new ReplayProgress(redis, target.deliveryStreamName, id);
+    const before = await progress.load();
+    if (before.state === 'finished') return { ...base, state: 'already-finished', records: 0, bytes: 0, recordsBefore: before.records, objectsDone: before.objects, objectsSkipped: 0 };
+    await progress.start({ kinesisFrom: fromText, until: new Date(until).toISOString(), to: target.deliveryStreamName });
+    const shared = new SharedResources(config, [target], redis, undefined, systemClock, log, `replay:${id}`);
+    let source: KinesisWindowSource | undefined;
+    const stream = await assembleDeliveryStream(target, shared, {
+      positionalBatchIds: true,
+      source: (streamLog) =>
+        (source = new KinesisWindowSource({ client, streamName: sourceConfig.streamName, from, until, progress, maxRecordsPerSecond: options.maxRecordsPerSecond, budget: shared.budget, log: streamLog })),
+    });
+    const report = (): ReplayReport => ({ ...base, totalObjects: source!.counts.shards, records: source!.counts.records, bytes: source!.counts.bytes, recordsBefore: before.records, objectsDone: before.objects + source!.counts.shardsDone });
+    const ticker = setInterval(() => options.onProgress?.(report()), 500);
+    const stop = () => source?.stop();
+    options.signal?.addEventListener('abort', stop, { once: true });
+    try {
+      await stream.start();
+      const clean = await stream.stop(config.runtime.shutdownTimeoutInSeconds * 1000);
+      const stopped = source!.stopped || !clean;
+      if (!stopped) await progress.finish();
+      const result: ReplayResult = { ...report(), state: stopped ? 'stopped' : 'finished', objectsSkipped: 0 };
+      options.onProgress?.(result);
+      return result;
+    } finally {
+      clearInterval(ticker);
+      options.signal?.removeEventListener('abort', stop);
+      await shared.close();
     }
   } finally {
     client.destroy();

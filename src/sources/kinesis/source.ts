@@ -558,7 +558,7 @@ function parentsOf(shard: Shard): string[] {
 type MutableRecord = { -readonly [K in keyof SourceRecord]: SourceRecord[K] };
 
 /** One read's records, de-aggregated, as one segment of the shard's progress. */
-function toSourceRecords(response: DecodedGetRecords, shardId: string, progress: ShardProgress, log: Logger): { batch: SourceRecord[]; segment: Segment } {
+export function toSourceRecords(response: DecodedGetRecords, shardId: string, progress: ShardProgress, log: Logger): { batch: SourceRecord[]; segment: Segment } {
   const out: MutableRecord[] = [];
   let bytes = 0;
   const count = response.data.length;
