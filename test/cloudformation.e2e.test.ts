@@ -99,6 +99,9 @@ describe('a CloudFormation definition lifts over', () => {
     expect(backups.length).toBeGreaterThan(0);
     for (const o of backups) expect(o.key).toMatch(/^source\/\d{4}\/\d\d\/\d\d\/\d\d\/clicks-archive-1-\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d-[0-9a-f-]{36}\.gz$/);
     expect(multiset(Buffer.concat(backups.map((o) => o.body)).toString('utf8').split(/(?<=\n)/).map((l) => Buffer.from(l)))).toEqual(multiset(input));
+    // Each backup object has its manifest, so the source records can be replayed (through a fixed transform, say).
+    const manifests = await readObjects(peers.s3Client, BACKUP, '_manifests/');
+    expect(manifests.map((m) => m.key.replace(/^_manifests\/\d{4}\/\d\d\/\d\d\/\d\d\//, '').replace('.manifest.json.gz', '')).sort()).toEqual(backups.map((o) => o.key).sort());
     // Checkpointed at each shard's last record: both the object and the copy of every record were written.
     expect(await checkpoints(peers.redisClient, 'clicks-archive')).toEqual(Object.fromEntries(sequences.lastByShard));
   }, 120_000);

@@ -243,6 +243,8 @@ export const s3Plugin: DestinationPlugin<S3DestinationConfig> = {
             intervalMs: backupOf(config)!.bufferingHints.intervalInSeconds * 1000,
             encoding: backupOf(config)!.compressionFormat,
             appendNewlineDelimiter: false,
+            // The source records as read, each described: the archive to replay through a fixed transform.
+            manifest: backupOf(config)!.manifests.enabled,
           },
         }
       : undefined,
