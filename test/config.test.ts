@@ -59,6 +59,7 @@ describe('configuration', () => {
       encoding: 'GZIP',
       appendNewlineDelimiter: false,
       perShard: false,
+      manifest: true,
     });
     expect(stream.destination.plugin.pipeline(stream.destination.config).exactlyOnce).toBeUndefined();
     expect(config.runtime.checkpointIntervalInMillis).toBe(1_000);
