@@ -79,3 +79,30 @@ export class ReplayProgress {
     await this.redis.hset(this.stateKey, { state: 'finished', finishedAt: new Date().toISOString() });
   }
 }
+
+/**
+ * Progress writes under way: a source's close() waits for them, and says whether any failed (its
+ * records are then replayed again by a later run; nothing is lost, some may come twice).
+ */
+export class PendingSaves {
+  private readonly pending = new Set<Promise<void>>();
+  private failed = false;
+
+  constructor(private readonly onError: (err: unknown, what: Record<string, unknown>) => void) {}
+
+  track(saving: Promise<void>, what: Record<string, unknown>): void {
+    const tracked = saving
+      .catch((err: unknown) => {
+        this.failed = true;
+        this.onError(err, what);
+      })
+      .finally(() => this.pending.delete(tracked));
+    this.pending.add(tracked);
+  }
+
+  /** Resolves once every save settled: true when all of them were written. */
+  async settled(): Promise<boolean> {
+    while (this.pending.size > 0) await Promise.all(this.pending);
+    return !this.failed;
+  }
+}

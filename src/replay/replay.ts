@@ -4,6 +4,9 @@ import { assembleDeliveryStream, SharedResources } from '../assemble.js';
 import { systemClock } from '../clock.js';
 import type { DeliveryStreamConfig, ServiceConfig } from '../config.js';
 import { silentLogger, type Logger } from '../log.js';
+import type { Redis } from 'ioredis';
+import type { ByteBudget } from '../budget.js';
+import type { Source } from '../records.js';
 import { redisConnection } from '../redis/connection.js';
 import { KinesisClient } from '@aws-sdk/client-kinesis';
 import type { KinesisSourceConfig } from '../sources/kinesis/config.js';
@@ -141,13 +144,67 @@ export async function replay(config: ServiceConfig, options: ReplayOptions): Pro
   }
 }
 
+type ReplayBase = Pick<ReplayReport, 'id' | 'totalRecords' | 'totalBytes' | 'totalObjects' | 'startedAt'>;
+
+/** A replay's source: it says whether it read all it was to read, and what it has done. */
+interface ReplaySource extends Source {
+  readonly stopped: boolean;
+}
+
+/**
+ * Runs a replay's source through the target delivery stream, assembled as for the service but
+ * alone (no live reader, checkpoints or leases of the target involved), with batch ids from
+ * positions; reports as it goes; aborting the signal stops the source, and what was handed on is
+ * delivered before it returns. The replay is marked finished once the source read everything and
+ * every record reached an end.
+ */
+async function throughDeliveryStream<S extends ReplaySource>(
+  config: ServiceConfig,
+  target: DeliveryStreamConfig,
+  redis: Redis,
+  progress: ReplayProgress,
+  options: ReplayOptions,
+  log: Logger,
+  makeSource: (budget: ByteBudget, log: Logger) => S,
+  report: (source: S) => ReplayReport,
+  objectsSkipped: (source: S) => number,
+): Promise<ReplayResult> {
+  const shared = new SharedResources(config, [target], redis, undefined, systemClock, log, `replay:${progress.id}`);
+  let source: S | undefined;
+  const stream = await assembleDeliveryStream(target, shared, { positionalBatchIds: true, source: (streamLog) => (source = makeSource(shared.budget, streamLog)) });
+  const ticker = setInterval(() => options.onProgress?.(report(source!)), 500);
+  const stop = () => source?.stop();
+  options.signal?.addEventListener('abort', stop, { once: true });
+  try {
+    await stream.start();
+    const clean = await stream.stop(config.runtime.shutdownTimeoutInSeconds * 1000);
+    const stopped = source!.stopped || !clean;
+    if (!stopped) await progress.finish();
+    const result: ReplayResult = { ...report(source!), state: stopped ? 'stopped' : 'finished', objectsSkipped: objectsSkipped(source!) };
+    options.onProgress?.(result);
+    return result;
+  } finally {
+    clearInterval(ticker);
+    options.signal?.removeEventListener('abort', stop);
+    await shared.close();
+  }
+}
+
+/** What an earlier run left, or the answer that it finished; the replay is marked running with what it is. */
+async function begin(progress: ReplayProgress, base: ReplayBase, description: Record<string, string>): Promise<{ before: Awaited<ReturnType<ReplayProgress['load']>> } | { finished: ReplayResult }> {
+  const before = await progress.load();
+  if (before.state === 'finished') return { finished: { ...base, state: 'already-finished', records: 0, bytes: 0, recordsBefore: before.records, objectsDone: before.objects, objectsSkipped: 0 } };
+  await progress.start(description);
+  return { before };
+}
+
 async function run(
   config: ServiceConfig,
   target: DeliveryStreamConfig,
   location: ArchiveLocation,
   window: ArchiveWindow,
   planned: readonly ArchivedObject[],
-  base: Pick<ReplayReport, 'id' | 'totalRecords' | 'totalBytes' | 'totalObjects' | 'startedAt'>,
+  base: ReplayBase,
   options: ReplayOptions,
   log: Logger,
 ): Promise<ReplayResult> {
@@ -155,43 +212,30 @@ async function run(
   redis.on('error', () => undefined);
   try {
     const progress = new ReplayProgress(redis, target.deliveryStreamName, base.id);
-    const before = await progress.load();
-    if (before.state === 'finished') return { ...base, state: 'already-finished', records: 0, bytes: 0, recordsBefore: before.records, objectsDone: before.objects, objectsSkipped: 0 };
-    await progress.start({ from: options.from!, start: new Date(window.start).toISOString(), end: new Date(window.end).toISOString(), to: target.deliveryStreamName });
-    // Only this replay's own delivery stream: the target's live readers, checkpoints and leases are not involved.
-    const shared = new SharedResources(config, [target], redis, undefined, systemClock, log, `replay:${base.id}`);
-    let source: ArchiveSource | undefined;
-    const stream = await assembleDeliveryStream(target, shared, {
-      positionalBatchIds: true,
-      source: (streamLog) =>
-        (source = new ArchiveSource({
+    const begun = await begin(progress, base, { from: options.from!, start: new Date(window.start).toISOString(), end: new Date(window.end).toISOString(), to: target.deliveryStreamName });
+    if ('finished' in begun) return begun.finished;
+    const { before } = begun;
+    return await throughDeliveryStream(
+      config,
+      target,
+      redis,
+      progress,
+      options,
+      log,
+      (budget, streamLog) =>
+        new ArchiveSource({
           location,
           planned,
           window,
           progress,
           maxRecordsPerSecond: options.maxRecordsPerSecond,
           maxBytesPerSecond: options.maxMBPerSecond ? options.maxMBPerSecond * 1024 * 1024 : undefined,
-          budget: shared.budget,
+          budget,
           log: streamLog,
-        })),
-    });
-    const report = (): ReplayReport => ({ ...base, records: source!.counts.records, bytes: source!.counts.bytes, recordsBefore: before.records, objectsDone: before.objects + source!.counts.objectsDone });
-    const ticker = setInterval(() => options.onProgress?.(report()), 500);
-    const stop = () => source?.stop();
-    options.signal?.addEventListener('abort', stop, { once: true });
-    try {
-      await stream.start();
-      const clean = await stream.stop(config.runtime.shutdownTimeoutInSeconds * 1000);
-      const stopped = source!.stopped || !clean;
-      if (!stopped) await progress.finish();
-      const result: ReplayResult = { ...report(), state: stopped ? 'stopped' : 'finished', objectsSkipped: source!.counts.objectsSkipped };
-      options.onProgress?.(result);
-      return result;
-    } finally {
-      clearInterval(ticker);
-      options.signal?.removeEventListener('abort', stop);
-      await shared.close();
-    }
+        }),
+      (source) => ({ ...base, records: source.counts.records, bytes: source.counts.bytes, recordsBefore: before.records, objectsDone: before.objects + source.counts.objectsDone }),
+      (source) => source.counts.objectsSkipped,
+    );
   } finally {
     redis.disconnect();
   }
@@ -209,7 +253,7 @@ async function runToKinesis(
   location: ArchiveLocation,
   window: ArchiveWindow,
   planned: readonly ArchivedObject[],
-  base: Pick<ReplayReport, 'id' | 'totalRecords' | 'totalBytes' | 'totalObjects' | 'startedAt'>,
+  base: ReplayBase,
   options: ReplayOptions,
   log: Logger,
 ): Promise<ReplayResult> {
@@ -223,9 +267,9 @@ async function runToKinesis(
   const signal = options.signal ?? new AbortController().signal;
   try {
     const progress = new ReplayProgress(redis, `kinesis:${streamName}`, base.id);
-    const before = await progress.load();
-    if (before.state === 'finished') return { ...base, state: 'already-finished', records: 0, bytes: 0, recordsBefore: before.records, objectsDone: before.objects, objectsSkipped: 0 };
-    await progress.start({ from: options.from!, start: new Date(window.start).toISOString(), end: new Date(window.end).toISOString(), toKinesis: streamName });
+    const begun = await begin(progress, base, { from: options.from!, start: new Date(window.start).toISOString(), end: new Date(window.end).toISOString(), toKinesis: streamName });
+    if ('finished' in begun) return begun.finished;
+    const { before } = begun;
     const counts = { records: 0, bytes: 0, objectsDone: 0, objectsSkipped: 0 };
     const report = (): ReplayReport => ({ ...base, records: counts.records, bytes: counts.bytes, recordsBefore: before.records, objectsDone: before.objects + counts.objectsDone });
     const ticker = setInterval(() => options.onProgress?.(report()), 500);
@@ -291,33 +335,20 @@ async function replayFromKinesis(config: ServiceConfig, options: ReplayOptions, 
   const base = { id, totalRecords: undefined, totalBytes: undefined, totalObjects: 0, startedAt };
   try {
     const progress = new ReplayProgress(redis, target.deliveryStreamName, id);
-    const before = await progress.load();
-    if (before.state === 'finished') return { ...base, state: 'already-finished', records: 0, bytes: 0, recordsBefore: before.records, objectsDone: before.objects, objectsSkipped: 0 };
-    await progress.start({ kinesisFrom: fromText, until: new Date(until).toISOString(), to: target.deliveryStreamName });
-    const shared = new SharedResources(config, [target], redis, undefined, systemClock, log, `replay:${id}`);
-    let source: KinesisWindowSource | undefined;
-    const stream = await assembleDeliveryStream(target, shared, {
-      positionalBatchIds: true,
-      source: (streamLog) =>
-        (source = new KinesisWindowSource({ client, streamName: sourceConfig.streamName, from, until, progress, maxRecordsPerSecond: options.maxRecordsPerSecond, budget: shared.budget, log: streamLog })),
-    });
-    const report = (): ReplayReport => ({ ...base, totalObjects: source!.counts.shards, records: source!.counts.records, bytes: source!.counts.bytes, recordsBefore: before.records, objectsDone: before.objects + source!.counts.shardsDone });
-    const ticker = setInterval(() => options.onProgress?.(report()), 500);
-    const stop = () => source?.stop();
-    options.signal?.addEventListener('abort', stop, { once: true });
-    try {
-      await stream.start();
-      const clean = await stream.stop(config.runtime.shutdownTimeoutInSeconds * 1000);
-      const stopped = source!.stopped || !clean;
-      if (!stopped) await progress.finish();
-      const result: ReplayResult = { ...report(), state: stopped ? 'stopped' : 'finished', objectsSkipped: 0 };
-      options.onProgress?.(result);
-      return result;
-    } finally {
-      clearInterval(ticker);
-      options.signal?.removeEventListener('abort', stop);
-      await shared.close();
-    }
+    const begun = await begin(progress, base, { kinesisFrom: fromText, until: new Date(until).toISOString(), to: target.deliveryStreamName });
+    if ('finished' in begun) return begun.finished;
+    const { before } = begun;
+    return await throughDeliveryStream(
+      config,
+      target,
+      redis,
+      progress,
+      options,
+      log,
+      (budget, streamLog) => new KinesisWindowSource({ client, streamName: sourceConfig.streamName, from, until, progress, maxRecordsPerSecond: options.maxRecordsPerSecond, budget, log: streamLog }),
+      (source) => ({ ...base, totalObjects: source.counts.shards, records: source.counts.records, bytes: source.counts.bytes, recordsBefore: before.records, objectsDone: before.objects + source.counts.shardsDone }),
+      () => 0,
+    );
   } finally {
     client.destroy();
     redis.disconnect();

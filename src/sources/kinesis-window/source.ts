@@ -6,7 +6,7 @@ import type { ByteBudget } from '../../budget.js';
 import { sleep } from '../../clock.js';
 import type { Logger } from '../../log.js';
 import type { RecordSink, Source } from '../../records.js';
-import type { ReplayProgress } from '../../replay/progress.js';
+import { PendingSaves, type ReplayProgress } from '../../replay/progress.js';
 import { RateLimit } from '../../replay/rate.js';
 import { decodedResponse } from '../kinesis/get-records.js';
 import { toSourceRecords } from '../kinesis/source.js';
@@ -47,10 +47,9 @@ export class KinesisWindowSource implements Source, ProgressListener {
   readonly identity: string;
   readonly counts: KinesisWindowCounts = { shards: 0, shardsDone: 0, records: 0, bytes: 0 };
   private readonly shards = new Map<ShardProgress, { bytes: Map<string, number>; records: Map<string, number>; saved: boolean }>();
-  private readonly saves = new Set<Promise<void>>();
+  private readonly saves = new PendingSaves((err, what) => this.options.log.error('saving replay progress failed; a later run reads these records again', { ...what, error: err }));
   private readonly stopping = new AbortController();
   private readonly rate: RateLimit | undefined;
-  private saveFailed = false;
   private readToEnd = false;
 
   constructor(private readonly options: KinesisWindowOptions) {
@@ -188,28 +187,24 @@ export class KinesisWindowSource implements Source, ProgressListener {
     }
     const complete = shard.complete;
     if (complete) state.saved = true;
-    const saving = (async () => {
-      if (position !== undefined) await progress.savePosition(shard.shardId, position, records, bytes);
-      if (complete) {
-        await progress.objectDone(shard.shardId);
-        this.counts.shardsDone++;
-      }
-    })()
-      .catch((err: unknown) => {
-        this.saveFailed = true;
-        this.options.log.error('saving replay progress failed; a later run reads these records again', { shardId: shard.shardId, error: err });
-      })
-      .finally(() => this.saves.delete(saving));
-    this.saves.add(saving);
+    this.saves.track(
+      (async () => {
+        if (position !== undefined) await progress.savePosition(shard.shardId, position, records, bytes);
+        if (complete) {
+          await progress.objectDone(shard.shardId);
+          this.counts.shardsDone++;
+        }
+      })(),
+      { shardId: shard.shardId },
+    );
   }
 
   stop(): void {
     this.stopping.abort();
   }
 
-  async close(): Promise<boolean> {
-    while (this.saves.size > 0) await Promise.all(this.saves);
-    return !this.saveFailed;
+  close(): Promise<boolean> {
+    return this.saves.settled();
   }
 }
 

@@ -7,7 +7,7 @@ import type { ByteBudget } from '../../budget.js';
 import type { Logger } from '../../log.js';
 import type { RecordSink, Source, SourceRecord } from '../../records.js';
 import { decodeManifest, hourPath, manifestEntries, MANIFEST_SUFFIX, type Manifest } from '../../archive/manifest.js';
-import type { ReplayProgress } from '../../replay/progress.js';
+import { PendingSaves, type ReplayProgress } from '../../replay/progress.js';
 import { RateLimit } from '../../replay/rate.js';
 import { splitFramed, type Framing } from './framing.js';
 
@@ -126,9 +126,8 @@ export class ArchiveSource implements Source, ProgressListener {
   readonly counts: ArchiveCounts = { objects: 0, objectsSkipped: 0, objectsDone: 0, records: 0, bytes: 0, objectsMissing: 0 };
   /** One per object being replayed: its records in slices, in order; its "checkpoint" is how many reached an end. */
   private readonly objects = new Map<ShardProgress, { key: string; resumedAt: number; savedUpTo: number; bytesPerSlice: Map<string, number> }>();
-  private readonly marks = new Set<Promise<void>>();
+  private readonly saves = new PendingSaves((err, what) => this.options.log.error('saving replay progress failed; a later run replays these records again', { ...what, error: err }));
   private readonly stopping = new AbortController();
-  private markFailed = false;
   private readonly recordRate: RateLimit | undefined;
   private readonly byteRate: RateLimit | undefined;
   private readonly sliceRecords: number;
@@ -233,7 +232,7 @@ export class ArchiveSource implements Source, ProgressListener {
     const { progress } = this.options;
     const complete = shard.complete;
     if (complete) this.objects.delete(shard);
-    this.track(
+    this.saves.track(
       (async () => {
         await progress.objectUpTo(state.key, upTo, records, bytes);
         if (complete) {
@@ -241,27 +240,16 @@ export class ArchiveSource implements Source, ProgressListener {
           this.counts.objectsDone++;
         }
       })(),
-      state.key,
+      { key: state.key },
     );
-  }
-
-  private track(marking: Promise<void>, key: string): void {
-    const tracked = marking
-      .catch((err: unknown) => {
-        this.markFailed = true;
-        this.options.log.error('saving replay progress failed; a later run replays these records again', { key, error: err });
-      })
-      .finally(() => this.marks.delete(tracked));
-    this.marks.add(tracked);
   }
 
   stop(): void {
     this.stopping.abort();
   }
 
-  async close(): Promise<boolean> {
-    while (this.marks.size > 0) await Promise.all(this.marks);
-    return !this.markFailed;
+  close(): Promise<boolean> {
+    return this.saves.settled();
   }
 }
 
