@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
 import { startService } from '../src/service.js';
-import { firehose } from './helpers/cli.js';
+import { CLI, firehose } from './helpers/cli.js';
 import { checkpoints, createStream, multiset, putAll, readObjects, suitePeers, waitFor, type Peers } from './helpers/harness.js';
 import { startReceiver } from './helpers/http-receiver.js';
 import { startBulkServer } from './helpers/bulk-server.js';
@@ -298,5 +298,27 @@ describe('firehose replay from the S3 archive', () => {
     expect(twice.map((o) => o.key).sort()).toEqual(once.map((o) => o.key).sort());
     const bodies = new Map(once.map((o) => [o.key, o.body]));
     for (const o of twice) expect(o.body.equals(bodies.get(o.key)!), o.key).toBe(true);
+  });
+
+  it('on a terminal, shows a progress bar with records, bytes, rate and ETA; elsewhere, plain lines', async () => {
+    const args = ['replay', '--config', configPath, '--from', `s3://${ARCHIVE}/raw/`, '--start', iso(bounds[0]!), '--end', iso(bounds[3]!), '--to', 'replayed', '--max-records-per-second', '300'];
+    // `script` runs the command on a pseudo-terminal, as a person's shell would.
+    const quoted = [process.execPath, CLI, ...args, '--id', 'on-a-terminal'].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+    // Asynchronously: the suite's peers answer from this process.
+    const tty = await new Promise<{ status: number | null; stdout: string }>((resolve) => {
+      const child = spawn('script', ['-qefc', quoted, '/dev/null'], { env: { ...process.env, ...localAwsEnvironment() }, stdio: ['ignore', 'pipe', 'inherit'] });
+      let stdout = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.once('close', (status) => resolve({ status, stdout }));
+    });
+    expect(tty.status, tty.stdout).toBe(0);
+    const frames = tty.stdout.split('\r').map((f) => f.replaceAll('\u001b[K', ''));
+    expect(frames.some((f) => /^\[#*\.*\] \d+% [\d,]+\/1,200 records · [\d.]+ MiB · [\d,]+ rec\/s · ETA \d+ s/.test(f))).toBe(true);
+    expect(tty.stdout).toMatch(/\[#{30}\] 100% 1,200\/1,200 records/);
+    // Not a terminal: a plain line every 5 s (and the summary on stdout).
+    const piped = firehose([...args, '--id', 'piped']);
+    expect((await piped.exited).code).toBe(0);
+    expect(piped.stderr()).toMatch(/^replay piped: [\d,]+ of 1,200 records, [\d.]+ MiB, [\d,]+ records\/s/m);
+    expect(piped.stderr()).not.toContain('\r');
   });
 });
