@@ -11,7 +11,8 @@ import type { BatchRange, FlushReason, SourceRecord } from './records.js';
 export type { FlushReason };
 
 /** Makes the encoder of one buffer fill; it may move positions out of `acks` (conversion failures). */
-export type EncoderFactory = (acks: Acknowledgements, holding: Holding) => Encoder;
+/** `manifest`: the buffer's manifest, for an encoder that drops records (conversion failures) to take them out of it. */
+export type EncoderFactory = (acks: Acknowledgements, holding: Holding, manifest: ManifestBuilder | undefined) => Encoder;
 
 /**
  * The budget bytes one buffer fill holds: its records' bytes as they arrive (taken by whoever
@@ -180,8 +181,8 @@ export class RecordBuffer {
 
   private open(): void {
     this.opened = this.clock.now();
-    this.encoder = this.createEncoder(this.acks, this.holding);
     if (this.settings.manifest) this.manifest = new ManifestBuilder();
+    this.encoder = this.createEncoder(this.acks, this.holding, this.manifest);
     this.timer = this.clock.setTimeout(() => this.seal('interval'), this.settings.intervalMs);
   }
 

@@ -2,7 +2,8 @@ import { setMaxListeners } from 'node:events';
 import type { Acknowledgements } from './ack.js';
 import { ByteBudget } from './budget.js';
 import { failpoint } from './failpoints.js';
-import { BufferSet, type FlushReason, type SealedBatch } from './buffer.js';
+import { BufferSet, type FlushReason, type Holding, type SealedBatch } from './buffer.js';
+import type { ManifestBuilder } from './archive/manifest.js';
 import { clockSleep, type Clock } from './clock.js';
 import { backoff } from './backoff.js';
 import { ParquetEncoder } from './conversion/encoder.js';
@@ -154,10 +155,11 @@ export class DeliveryStream implements RecordSink {
     const conversion = pipeline.conversion;
     if (conversion) {
       if (!conversions) throw new Error('format conversion is configured but no conversion pool was given');
-      return (acks: Acknowledgements) =>
+      return (acks: Acknowledgements, _holding: Holding, manifest: ManifestBuilder | undefined) =>
         new ParquetEncoder(conversions, conversion, acks, (record, message) =>
           this.ends.failed(record, { errorOutputType: 'format-conversion-failed', code: 'DataFormatConversion.MalformedData', message, attemptsMade: 1, endedAt: clock.now() }, true),
           this.stats,
+          manifest,
         );
     }
     return pipeline.recordOriented ? () => new RecordListEncoder() : undefined;

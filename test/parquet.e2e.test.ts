@@ -2,6 +2,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
+import { replay } from '../src/replay/replay.js';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
@@ -156,6 +157,19 @@ describe('record format conversion: JSON → Parquet, read back by DuckDB', () =
     const expected = samples.map((s) => s.expected).sort((a, b) => Number(a.id) - Number(b.id));
     rows.sort((a, b) => Number(a.id) - Number(b.id));
     for (let i = 0; i < expected.length; i++) expect(rows[i]).toEqual(expected[i]);
+    // Each Parquet object's manifest lists its rows' records (the malformed ones taken out), with their positions.
+    const manifests = (await readObjects(peers.s3Client, BUCKET, '_manifests/')).filter((m) => m.key.includes('/events/'));
+    expect(manifests).toHaveLength(objects.length);
+    let described = 0;
+    for (const m of manifests) {
+      const manifest = JSON.parse(m.body.toString('utf8')) as { encoding: string; records: number; columns: { sequenceNumber: string[]; partitionKey: string[] } };
+      expect(manifest.encoding).toBe('PARQUET');
+      expect(manifest.columns.sequenceNumber).toHaveLength(manifest.records);
+      described += manifest.records;
+    }
+    expect(described).toBe(49_500);
+    // A replay says it cannot read Parquet back, and what to replay instead.
+    await expect(replay(config, { from: `s3://${BUCKET}/events/`, start: new Date(Date.now() - 3_600_000), end: new Date(Date.now() + 60_000), to: 'events' })).rejects.toThrow(/is Parquet: .*Replay the source record backup .* or the stream's own Kinesis source with --kinesis-from/);
 
     const failed = (await readObjects(peers.s3Client, BUCKET, 'events-errors/format-conversion-failed/'))
       .flatMap((o) => o.body.toString().split('\n').slice(0, -1))

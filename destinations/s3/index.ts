@@ -231,7 +231,7 @@ export const s3Plugin: DestinationPlugin<S3DestinationConfig> = {
       encoding: config.conversion ? 'PARQUET' : config.compressionFormat,
       appendNewlineDelimiter: config.appendNewlineDelimiter,
       perShard: config.exactlyOnce,
-      manifest: config.manifests.enabled && !config.conversion,
+      manifest: config.manifests.enabled,
     },
     exactlyOnce: config.exactlyOnce ? { configHash: configHash(config) } : undefined,
     errorOutputEncoding: config.compressionFormat,

@@ -24,7 +24,10 @@ export interface Manifest {
   /** What follows each record in the object ("\n" with appendNewlineDelimiter, else ""). */
   readonly delimiter: string;
   readonly records: number;
-  /** The object's bytes once decompressed. */
+  /**
+   * The object's bytes once decompressed. For PARQUET, rows are the records, in this order, and
+   * lengths and rawBytes are those of the records before conversion (no offsets into the file).
+   */
   readonly rawBytes: number;
   /** Arrival times: the first (epoch ms) and, per record, milliseconds after it. */
   readonly firstArrival: number;
@@ -62,6 +65,8 @@ export class ManifestBuilder {
   private readonly length: number[] = [];
   private lastShard: string | undefined;
   private lastShardIndex = 0;
+  /** Records appended, then taken out of the object (a Parquet row that could not be converted). */
+  private readonly excluded = new Set<number>();
 
   add(record: SourceRecord): void {
     if (record.shardId !== this.lastShard) {
@@ -82,35 +87,47 @@ export class ManifestBuilder {
   }
 
   get records(): number {
-    return this.length.length;
+    return this.length.length - this.excluded.size;
+  }
+
+  /** The record appended `index`-th (from 0) is not in the object after all. */
+  exclude(index: number): void {
+    this.excluded.add(index);
   }
 
   build(object: { deliveryStream: string; bucket: string; key: string; encoding: Encoding; delimiter: string }): Manifest {
+    const kept = <T>(column: readonly T[]) => (this.excluded.size === 0 ? column : column.filter((_, i) => !this.excluded.has(i)));
+    const shard = kept(this.shard);
+    const sequenceNumber = kept(this.sequenceNumber);
+    const subSequenceNumber = kept(this.subSequenceNumber);
+    const partitionKey = kept(this.partitionKey);
+    const arrivalAt = kept(this.arrivalAt);
+    const length = kept(this.length);
     let rawBytes = 0;
-    for (const n of this.length) rawBytes += n + object.delimiter.length;
+    for (const n of length) rawBytes += n + object.delimiter.length;
     let first = Infinity;
     let last = -Infinity;
-    for (const t of this.arrivalAt) {
+    for (const t of arrivalAt) {
       if (t < first) first = t;
       if (t > last) last = t;
     }
-    if (this.records === 0) first = last = 0;
+    if (length.length === 0) first = last = 0;
     return {
       format: 'firehose-manifest',
       version: 1,
       ...object,
-      records: this.records,
+      records: length.length,
       rawBytes,
       firstArrival: first,
       lastArrival: last,
       shards: this.shards,
       columns: {
-        shard: this.shard,
-        sequenceNumber: this.sequenceNumber,
-        subSequenceNumber: this.subSequenceNumber,
-        partitionKey: this.partitionKey,
-        arrival: this.arrivalAt.map((t) => t - first),
-        length: this.length,
+        shard,
+        sequenceNumber,
+        subSequenceNumber,
+        partitionKey,
+        arrival: arrivalAt.map((t) => t - first),
+        length,
       },
     };
   }

@@ -1,3 +1,4 @@
+import type { ManifestBuilder } from '../archive/manifest.js';
 import type { Acknowledgements } from '../ack.js';
 import { DEFAULT_CHUNK_BYTES as CHUNK_BYTES, type Encoder } from '../encoder.js';
 import type { SourceRecord } from '../records.js';
@@ -25,7 +26,9 @@ export class ParquetEncoder implements Encoder {
   private used = 0;
   private ends: number[] = [];
   private chunkRecords: SourceRecord[] = [];
-  private readonly inFlight = new Map<number, SourceRecord[]>();
+  /** Per chunk sent: its records, and the index of its first among all appended. */
+  private readonly inFlight = new Map<number, { records: SourceRecord[]; first: number }>();
+  private appended = 0;
   private nextChunk = 0;
   private finishing: { resolve(parts: Buffer[]): void; reject(err: Error): void } | undefined;
   private result: { parts: Uint8Array[] } | { error: string } | undefined;
@@ -36,16 +39,19 @@ export class ParquetEncoder implements Encoder {
     private readonly acks: Acknowledgements,
     private readonly onFailed: (record: SourceRecord, message: string) => void,
     private readonly counts?: ConversionCounts,
+    /** The buffer's manifest: a record that cannot be converted is not a row of the file. */
+    private readonly manifest?: ManifestBuilder,
   ) {
     this.chunk = new Uint8Array(CHUNK_BYTES);
     this.session = pool.open(spec, {
       chunkDone: (chunk, failures) => {
-        const records = this.inFlight.get(chunk)!;
+        const { records, first } = this.inFlight.get(chunk)!;
         this.inFlight.delete(chunk);
         let failedBytes = 0;
         for (const { index, message } of failures) {
           const record = records[index]!;
           failedBytes += record.data.length;
+          this.manifest?.exclude(first + index);
           this.acks.remove(record.segment);
           this.onFailed(record, message);
         }
@@ -78,6 +84,7 @@ export class ParquetEncoder implements Encoder {
     this.used += data.length;
     this.ends.push(this.used);
     this.chunkRecords.push(record);
+    this.appended++;
   }
 
   finish(): Promise<Buffer[]> {
@@ -91,7 +98,7 @@ export class ParquetEncoder implements Encoder {
 
   private send(): void {
     const id = this.nextChunk++;
-    this.inFlight.set(id, this.chunkRecords);
+    this.inFlight.set(id, { records: this.chunkRecords, first: this.appended - this.chunkRecords.length });
     this.pool.chunk(this.session, id, this.chunk.subarray(0, this.used), Uint32Array.from(this.ends));
     this.chunk = new Uint8Array(CHUNK_BYTES);
     this.used = 0;

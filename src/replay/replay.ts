@@ -122,6 +122,13 @@ export async function replay(config: ServiceConfig, options: ReplayOptions): Pro
           'its records are then picked by the time in each object\'s name, not by their own arrival, and binary records without a delimiter cannot be split at all',
       );
     }
+    const parquet = planned.find((o) => o.manifest?.encoding === 'PARQUET');
+    if (parquet) {
+      throw new ReplayError(
+        `s3://${bucket}/${parquet.key} is Parquet: its manifest describes its rows, but a replay does not read Parquet back into records yet. ` +
+          'Replay the source record backup (s3BackupMode: Enabled), or the stream\'s own Kinesis source with --kinesis-from',
+      );
+    }
     let totalRecords: number | undefined = options.framing ? undefined : 0;
     let totalBytes: number | undefined = options.framing ? undefined : 0;
     for (const o of planned) {
