@@ -48,6 +48,12 @@ deliveryStreams:
       endpointConfiguration: { url: "${receiverUrl}", name: receiver }
       bufferingHints: { sizeInMBs: 1, intervalInSeconds: 60 }
       s3Configuration: { bucket: ${BACKUP}, endpoint: "${peers.s3.endpoint}" }
+  - deliveryStreamName: resharded
+    kinesisStreamSource: { streamName: replay-split, endpoint: "${peers.kinesis.endpoint}" }
+    httpEndpointDestination:
+      endpointConfiguration: { url: "${receiverUrl}", name: receiver }
+      bufferingHints: { sizeInMBs: 1, intervalInSeconds: 60 }
+      s3Configuration: { bucket: ${BACKUP}, endpoint: "${peers.s3.endpoint}" }
   - deliveryStreamName: searched
     kinesisStreamSource: { streamName: replay-target, endpoint: "${peers.kinesis.endpoint}" }
     amazonOpenSearchServiceDestination:
@@ -320,5 +326,30 @@ describe('firehose replay from the S3 archive', () => {
     expect((await piped.exited).code).toBe(0);
     expect(piped.stderr()).toMatch(/^replay piped: [\d,]+ of 1,200 records, [\d.]+ MiB, [\d,]+ records\/s/m);
     expect(piped.stderr()).not.toContain('\r');
+  });
+
+  it('--kinesis-from across a split: a parent shard is read to its end before its children, so each key\'s records keep their order', async () => {
+    await createStream(peers.kinesisClient, 'replay-split', 1);
+    const from = Date.now() - 1_000;
+    const keys = Array.from({ length: 20 }, (_, k) => `key-${k}`);
+    const before = Array.from({ length: 200 }, (_, i) => ({ data: Buffer.from(`${keys[i % 20]}:before:${i}`), partitionKey: keys[i % 20]! }));
+    const after = Array.from({ length: 200 }, (_, i) => ({ data: Buffer.from(`${keys[i % 20]}:after:${i}`), partitionKey: keys[i % 20]! }));
+    await putAll(peers.kinesisClient, 'replay-split', before);
+    const { ListShardsCommand, SplitShardCommand, DescribeStreamSummaryCommand } = await import('@aws-sdk/client-kinesis');
+    const [parent] = (await peers.kinesisClient.send(new ListShardsCommand({ StreamName: 'replay-split' }))).Shards!;
+    const middle = (BigInt(parent!.HashKeyRange!.StartingHashKey!) + BigInt(parent!.HashKeyRange!.EndingHashKey!)) / 2n;
+    await peers.kinesisClient.send(new SplitShardCommand({ StreamName: 'replay-split', ShardToSplit: parent!.ShardId!, NewStartingHashKey: middle.toString() }));
+    await waitFor(async () => (await peers.kinesisClient.send(new DescribeStreamSummaryCommand({ StreamName: 'replay-split' }))).StreamDescriptionSummary?.StreamStatus === 'ACTIVE', 10_000, 'the split');
+    await putAll(peers.kinesisClient, 'replay-split', after);
+    const count = receiver.requests.length;
+    const run = firehose(['replay', '--config', configPath, '--kinesis-from', iso(from), '--to', 'resharded']);
+    expect((await run.exited).code, run.stderr()).toBe(0);
+    const delivered = deliveredSince(count).map((b) => b.toString());
+    expect(delivered.sort()).toEqual([...before, ...after].map((r) => r.data.toString()).sort());
+    const inOrder = deliveredSince(count).map((b) => b.toString());
+    for (const key of keys) {
+      const phases = inOrder.filter((r) => r.startsWith(`${key}:`)).map((r) => r.split(':')[1]);
+      expect(phases.lastIndexOf('before'), key).toBeLessThan(phases.indexOf('after'));
+    }
   });
 });

@@ -75,7 +75,23 @@ export class KinesisWindowSource implements Source, ProgressListener {
     const shards = await this.listShards();
     this.counts.shards = shards.length;
     const start = await this.startTime(shards);
-    await Promise.all(shards.map((shard) => this.readShard(shard.ShardId!, start, sink)));
+    // A child is read once its parents are read to their end (within the window), as the live
+    // readers do: a partition key's records come out in the order they went in, across a reshard.
+    const reads = new Map<string, Promise<void>>();
+    const read = (shard: Shard): Promise<void> => {
+      const id = shard.ShardId!;
+      let reading = reads.get(id);
+      if (!reading) {
+        const parents = [shard.ParentShardId, shard.AdjacentParentShardId].flatMap((p) => {
+          const parent = p ? shards.find((s) => s.ShardId === p) : undefined;
+          return parent ? [read(parent)] : [];
+        });
+        reading = Promise.all(parents).then(() => this.readShard(id, start, sink));
+        reads.set(id, reading);
+      }
+      return reading;
+    };
+    await Promise.all(shards.map(read));
     this.readToEnd = !this.stopping.signal.aborted;
   }
 
@@ -111,6 +127,7 @@ export class KinesisWindowSource implements Source, ProgressListener {
   private async readShard(shardId: string, start: { timestamp: number; shardId?: string; sequenceNumber?: string }, sink: RecordSink): Promise<void> {
     const { client, streamName, until, progress, budget, log } = this.options;
     const signal = this.stopping.signal;
+    if (signal.aborted) return;
     if (progress.isDone(shardId)) {
       this.counts.shardsDone++;
       return;
