@@ -123,6 +123,7 @@ deliveryStreams:
       prefix: bench/
       compressionFormat: GZIP
       bufferingHints: { sizeInMBs: ${options.bufferMiB}, intervalInSeconds: 60 }
+      manifests: { enabled: ${process.env.FIREHOSE_BENCH_MANIFESTS !== 'off'} }
 `,
     );
     // FIREHOSE_BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir DIR" profiles the service; its stdout goes to FIREHOSE_BENCH_STDOUT.
