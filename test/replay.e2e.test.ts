@@ -20,6 +20,13 @@ const BACKUP = 'replay-backup';
 const arn = (name: string) => `arn:aws:firehose:us-east-1:000000000000:deliverystream/${name}`;
 
 function yaml(peers: Peers, receiverUrl: string, clusterUrl = 'http://127.0.0.1:9'): string {
+  /** A delivery stream into the test's HTTP receiver (its requests say which stream sent them). */
+  const httpStream = (name: string, stream: string, idleMs?: number) => `  - deliveryStreamName: ${name}
+    kinesisStreamSource: { streamName: ${stream}, endpoint: "${peers.kinesis.endpoint}"${idleMs ? `, idleTimeBetweenReadsInMillis: ${idleMs}` : ''} }
+    httpEndpointDestination:
+      endpointConfiguration: { url: "${receiverUrl}", name: receiver }
+      bufferingHints: { sizeInMBs: 1, intervalInSeconds: 60 }
+      s3Configuration: { bucket: ${BACKUP}, endpoint: "${peers.s3.endpoint}" }`;
   return `
 redis: { url: "${peers.redis.url}" }
 runtime: { checkpointIntervalInMillis: 200, shutdownTimeoutInSeconds: 30 }
@@ -33,27 +40,12 @@ deliveryStreams:
   - deliveryStreamName: legacy
     kinesisStreamSource: { streamName: replay-legacy, endpoint: "${peers.kinesis.endpoint}", idleTimeBetweenReadsInMillis: 200 }
     s3Destination: { bucket: ${ARCHIVE}, prefix: "legacy/", appendNewlineDelimiter: true, manifests: { enabled: false }, endpoint: "${peers.s3.endpoint}" }
-  - deliveryStreamName: replayed
-    kinesisStreamSource: { streamName: replay-target, endpoint: "${peers.kinesis.endpoint}" }
-    httpEndpointDestination:
-      endpointConfiguration: { url: "${receiverUrl}", name: receiver }
-      bufferingHints: { sizeInMBs: 1, intervalInSeconds: 60 }
-      s3Configuration: { bucket: ${BACKUP}, endpoint: "${peers.s3.endpoint}" }
+${httpStream('replayed', 'replay-target')}
   - deliveryStreamName: exact
     kinesisStreamSource: { streamName: replay-target, endpoint: "${peers.kinesis.endpoint}" }
     s3Destination: { bucket: ${ARCHIVE}, prefix: "exact/", exactlyOnce: true, endpoint: "${peers.s3.endpoint}", bufferingHints: { sizeInMBs: 1, intervalInSeconds: 60 } }
-  - deliveryStreamName: live
-    kinesisStreamSource: { streamName: replay-live, endpoint: "${peers.kinesis.endpoint}", idleTimeBetweenReadsInMillis: 200 }
-    httpEndpointDestination:
-      endpointConfiguration: { url: "${receiverUrl}", name: receiver }
-      bufferingHints: { sizeInMBs: 1, intervalInSeconds: 60 }
-      s3Configuration: { bucket: ${BACKUP}, endpoint: "${peers.s3.endpoint}" }
-  - deliveryStreamName: resharded
-    kinesisStreamSource: { streamName: replay-split, endpoint: "${peers.kinesis.endpoint}" }
-    httpEndpointDestination:
-      endpointConfiguration: { url: "${receiverUrl}", name: receiver }
-      bufferingHints: { sizeInMBs: 1, intervalInSeconds: 60 }
-      s3Configuration: { bucket: ${BACKUP}, endpoint: "${peers.s3.endpoint}" }
+${httpStream('live', 'replay-live', 200)}
+${httpStream('resharded', 'replay-split')}
   - deliveryStreamName: searched
     kinesisStreamSource: { streamName: replay-target, endpoint: "${peers.kinesis.endpoint}" }
     amazonOpenSearchServiceDestination:
