@@ -106,7 +106,7 @@ describe('firehose replay from the S3 archive', () => {
   });
 
   const iso = (t: number) => new Date(t).toISOString();
-  const replayCli = (args: string[]) => firehose(['replay', '--config', configPath, '--to', 'replayed', ...args]);
+  const replayCli = (args: string[], options: { ownProcessGroup?: boolean } = {}) => firehose(['replay', '--config', configPath, '--to', 'replayed', ...args], {}, options);
   const deliveredSince = (count: number) => receiver.requests.slice(count).filter((r) => r.accepted).flatMap((r) => r.records);
 
   it('writes a manifest beside every archived object, small per record', async () => {
@@ -160,9 +160,10 @@ describe('firehose replay from the S3 archive', () => {
   it('interrupted half-way (SIGINT) and run again: nothing missing, nothing delivered twice', async () => {
     const before = receiver.requests.length;
     const args = ['--from', `s3://${ARCHIVE}/raw/`, '--start', iso(bounds[0]!), '--end', iso(bounds[3]!), '--id', 'interrupted', '--max-records-per-second', '200'];
-    const first = replayCli(args);
+    // As a terminal's Ctrl-C: SIGINT to the command's whole process group.
+    const first = replayCli(args, { ownProcessGroup: true });
     await new Promise((r) => setTimeout(r, 3_000));
-    first.child.kill('SIGINT');
+    process.kill(-first.child.pid!, 'SIGINT');
     expect((await first.exited).code).toBe(130);
     expect(first.stdout()).toMatch(/stopped: [\d,]+ record\(s\) handed on so far; run the same command again to resume/);
     const partial = deliveredSince(before).length;

@@ -95,6 +95,24 @@ class StringColumn {
     this.ends.push(this.used);
   }
 
+  /**
+   * `"<n>:<value from n on>"` for an ASCII value (a sequence number), written byte by byte: no
+   * string is made per record.
+   */
+  pushAsciiFrom(value: string, n: number): void {
+    if (this.bytes.length - this.used < value.length + 8) {
+      const grown = Buffer.allocUnsafe(Math.max(this.bytes.length * 2, this.used + value.length + 8));
+      this.bytes.copy(grown, 0, 0, this.used);
+      this.bytes = grown;
+    }
+    if (n >= 100) this.bytes[this.used++] = 0x30 + Math.floor(n / 100);
+    if (n >= 10) this.bytes[this.used++] = 0x30 + (Math.floor(n / 10) % 10);
+    this.bytes[this.used++] = 0x30 + (n % 10);
+    this.bytes[this.used++] = 0x3a; // ':'
+    for (let i = n; i < value.length; i++) this.bytes[this.used++] = value.charCodeAt(i);
+    this.ends.push(this.used);
+  }
+
   at(i: number): string {
     return this.bytes.toString('utf8', i === 0 ? 0 : this.ends.at(i - 1), this.ends.at(i));
   }
@@ -138,11 +156,11 @@ export class ManifestBuilder {
     const sequence = record.sequenceNumber;
     const before = this.lastSequence[shard];
     if (before === undefined) this.sequenceNumber.push(sequence);
-    else if (before === sequence) this.sequenceNumber.push(`${sequence.length}:`);
     else {
       let n = 0;
-      while (n < sequence.length && sequence.charCodeAt(n) === before.charCodeAt(n)) n++;
-      this.sequenceNumber.push(`${n}:${sequence.slice(n)}`);
+      if (before === sequence) n = sequence.length;
+      else while (n < sequence.length && sequence.charCodeAt(n) === before.charCodeAt(n)) n++;
+      this.sequenceNumber.pushAsciiFrom(sequence, n);
     }
     this.lastSequence[shard] = sequence;
     this.subSequenceNumber.push(record.subSequenceNumber);
