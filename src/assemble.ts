@@ -7,13 +7,27 @@ import { ConversionPool } from './conversion/pool.js';
 import { DeliveryStream, type DeliveredEvent } from './delivery-stream.js';
 import { DeadLetterQueue } from './dlq.js';
 import type { Logger } from './log.js';
+import type { PipelineSettings } from './pipeline-settings.js';
 import type { Source } from './records.js';
 import { TransformPool } from './transform/pool.js';
 import { MiB } from './units.js';
 
 
 /** What the default budget keeps for GetRecords responses being read (a few 10 MB responses). */
-const READS_IN_FLIGHT_BYTES = 64 * MiB;
+const READS_IN_FLIGHT_BYTES = 32 * MiB;
+
+/**
+ * What one stream's buffers hold at most, by default: twice a buffer (one filling while the previous
+ * one is delivered). A GZIP buffer holds its compressed bytes, about a quarter of its size for JSON
+ * (a 128 MB buffer of logs: 28 MB), plus the raw chunks being compressed; should its records
+ * compress less, backpressure seals it before its size. Everything else holds the records whole.
+ */
+function defaultHeldBytes(pipeline: PipelineSettings): number {
+  const { buffer } = pipeline;
+  const compressed = buffer.encoding === 'GZIP' && !pipeline.recordOriented;
+  const one = compressed ? Math.max(buffer.sizeBytes / 4, 8 * MiB) : buffer.sizeBytes;
+  return 2 * Math.ceil(one);
+}
 
 /** What the delivery streams of one process share: connections, the byte budget, the conversion threads. */
 /** A worker's name unless `--worker-id` gives one: unique per process on a host. */
@@ -39,10 +53,9 @@ export class SharedResources {
     /** This worker's name in the fleet. */
     readonly workerId: string = defaultWorkerId(),
   ) {
-    let bufferBytes = 0;
-    for (const s of streams) bufferBytes += s.destination.plugin.pipeline(s.destination.config).buffer.sizeBytes;
-    // Twice the buffers (one filling while the previous one is delivered), and room for reads in flight.
-    this.budget = new ByteBudget((config.runtime.memoryBudgetInMBs ?? 0) * MiB || 2 * bufferBytes + READS_IN_FLIGHT_BYTES);
+    let held = 0;
+    for (const s of streams) held += defaultHeldBytes(s.destination.plugin.pipeline(s.destination.config));
+    this.budget = new ByteBudget((config.runtime.memoryBudgetInMBs ?? 0) * MiB || held + READS_IN_FLIGHT_BYTES);
   }
 
   /** One set of conversion threads for the process (both cores), shared by every converting stream. */

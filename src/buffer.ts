@@ -39,10 +39,21 @@ export class Holding {
     this.held += bytes;
   }
 
-  /** Memory now holds `to` bytes in place of `from` (a chunk was compressed). */
+  /** Memory now holds `to` bytes in place of `from` (a record's bytes were transformed, say). */
   resize(from: number, to: number): void {
     this.budget?.resize(from, to);
     this.held += to - from;
+  }
+
+  /** A chunk of `raw` bytes was handed to the compressor. */
+  encoding(raw: number): void {
+    this.budget?.compressing(raw);
+  }
+
+  /** A chunk handed to the compressor is compressed: memory holds `encoded` bytes in its place. */
+  encoded(raw: number, encoded: number): void {
+    this.budget?.compressed(raw);
+    this.resize(raw, encoded);
   }
 
   /** The batch reached its end: memory lets go of everything it held. */
@@ -97,12 +108,12 @@ export class RecordBuffer {
   private records = 0;
   private rawBytes = 0;
   private oldestArrivalTime = Infinity;
-  private first: SourceRecord | undefined;
-  private last: SourceRecord | undefined;
+  private first: Mark | undefined;
+  private last: Mark | undefined;
   private manifest: ManifestBuilder | undefined;
   /** With positionalIds: the batch's first and last record, which its id is derived from. */
-  private idFirst: SourceRecord | undefined;
-  private idLast: SourceRecord | undefined;
+  private idFirst: Mark | undefined;
+  private idLast: Mark | undefined;
   private timer: TimerHandle | undefined;
   private readonly delimiterBytes: number;
   private readonly createEncoder: EncoderFactory;
@@ -118,7 +129,15 @@ export class RecordBuffer {
     const chunkBytes = Math.min(DEFAULT_CHUNK_BYTES, settings.sizeBytes);
     this.delimiterBytes = settings.appendNewlineDelimiter ? 1 : 0;
     this.createEncoder =
-      createEncoder ?? ((_acks, holding) => new BytesEncoder(settings.encoding, chunkBytes, settings.appendNewlineDelimiter, (raw, encoded) => holding.resize(raw, encoded)));
+      createEncoder ??
+      ((_acks, holding) =>
+        new BytesEncoder(
+          settings.encoding,
+          chunkBytes,
+          settings.appendNewlineDelimiter,
+          (raw, encoded) => holding.encoded(raw, encoded),
+          (raw) => holding.encoding(raw),
+        ));
     this.holding = new Holding(budget);
   }
 
@@ -144,14 +163,14 @@ export class RecordBuffer {
     if (this.records > 0 && this.rawBytes + size > this.settings.sizeBytes && mayCut) this.seal('size');
     if (this.records === 0) this.open();
     if (this.settings.perShard) {
-      this.first ??= record;
-      this.last = record;
+      this.first ??= new Mark(record);
+      (this.last ??= new Mark(record)).set(record);
     }
     this.acks.add(record.segment);
     this.manifest?.add(record);
     if (this.settings.positionalIds) {
-      this.idFirst ??= record;
-      this.idLast = record;
+      this.idFirst ??= new Mark(record);
+      (this.idLast ??= new Mark(record)).set(record);
     }
     this.holding.adopt(record.data.length);
     if (this.delimiterBytes) this.holding.take(this.delimiterBytes);
@@ -209,7 +228,7 @@ export class RecordBuffer {
               shardId: this.first.shardId,
               first: { sequenceNumber: this.first.sequenceNumber, subSequenceNumber: this.first.subSequenceNumber, arrival: this.first.approximateArrivalTimestamp },
               last: { sequenceNumber: this.last.sequenceNumber, subSequenceNumber: this.last.subSequenceNumber },
-              progress: this.first.segment.shard,
+              progress: this.first.shard,
             },
           }
         : {}),
@@ -229,8 +248,32 @@ export class RecordBuffer {
   }
 }
 
+/**
+ * A record's position, kept apart from the record: a record kept to its buffer's seal would keep
+ * alive the whole response its bytes are a view of (10 MB), long after they were copied on.
+ */
+class Mark {
+  shardId!: string;
+  sequenceNumber!: string;
+  subSequenceNumber!: number;
+  approximateArrivalTimestamp!: number;
+  shard: SourceRecord['segment']['shard'];
+
+  constructor(record: SourceRecord) {
+    this.set(record);
+  }
+
+  set(record: SourceRecord): void {
+    this.shardId = record.shardId;
+    this.sequenceNumber = record.sequenceNumber;
+    this.subSequenceNumber = record.subSequenceNumber;
+    this.approximateArrivalTimestamp = record.approximateArrivalTimestamp;
+    this.shard = record.segment.shard;
+  }
+}
+
 /** A UUID-shaped id from a batch's first and last positions and size: the same records, the same id. */
-function positionalId(first: SourceRecord, last: SourceRecord, records: number, tags: BufferTags): string {
+function positionalId(first: Mark, last: Mark, records: number, tags: BufferTags): string {
   const hex = createHash('sha256')
     .update(`${first.shardId}/${first.sequenceNumber}/${first.subSequenceNumber}|${last.shardId}/${last.sequenceNumber}/${last.subSequenceNumber}|${records}|${tags.errorOutputType ?? ''}|${JSON.stringify(tags.partitionKeys ?? {})}`)
     .digest('hex');

@@ -147,3 +147,34 @@ describe('partitioned buffers', () => {
     expect(sealed.reduce((n, b) => n + b.records, 0)).toBe(5);
   });
 });
+
+describe('chunks reused', () => {
+  it('a compressed chunk is reused by the next buffer, and neither object changes: each gunzips to its own bytes', async () => {
+    const bytesOf = (seed: number) => Array.from({ length: 40 }, (_, i) => Buffer.alloc(256 * 1024, (seed * 40 + i) % 251));
+    const first = new ChunkedEncoder('GZIP');
+    const firstParts = bytesOf(1);
+    for (const part of firstParts) first.write(part); // 10 MiB: two full 4 MiB chunks and a partial one
+    const firstOut = await first.finish();
+    // The first encoder's chunks are compressed: the second one fills them again.
+    const second = new ChunkedEncoder('GZIP');
+    const secondParts = bytesOf(2);
+    for (const part of secondParts) {
+      second.write(part);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const secondOut = await second.finish();
+    expect(gunzipSync(Buffer.concat(secondOut)).equals(Buffer.concat(secondParts))).toBe(true);
+    expect(gunzipSync(Buffer.concat(firstOut)).equals(Buffer.concat(firstParts))).toBe(true);
+  });
+
+  it('uncompressed chunks are the object\'s bytes, never reused', async () => {
+    const encoder = new ChunkedEncoder('UNCOMPRESSED');
+    const parts = Array.from({ length: 40 }, (_, i) => Buffer.alloc(256 * 1024, i));
+    for (const part of parts) encoder.write(part);
+    const out = await encoder.finish();
+    const again = new ChunkedEncoder('UNCOMPRESSED');
+    for (const part of parts) again.write(Buffer.alloc(part.length, 255));
+    await again.finish();
+    expect(Buffer.concat(out).equals(Buffer.concat(parts))).toBe(true);
+  });
+});

@@ -450,14 +450,14 @@ export class KinesisSource implements Source, LeaseHolder {
       if (wait > 0) await sleep(wait, signal);
       if (signal.aborted || !(await budget.reserve(reservation, signal))) break;
       lastCall = Date.now();
-      let response;
+      let response: DecodedGetRecords | undefined;
       try {
         const input: GetRecordsCommandInput = { ShardIterator: iterator, Limit: limitFor() };
         await this.client.send(new GetRecordsCommand(input), { abortSignal: signal });
         response = decodedResponse(input);
         failures = 0;
       } catch (err) {
-        budget.give(reservation);
+        budget.unreserve(reservation);
         if (signal.aborted) break;
         const name = awsErrorName(err);
         if (name === 'ExpiredIteratorException') {
@@ -476,29 +476,25 @@ export class KinesisSource implements Source, LeaseHolder {
       }
 
       // The records take their own bytes from the budget as the pipeline accepts them.
-      budget.give(reservation);
+      budget.unreserve(reservation);
       if (signal.aborted) break;
       // Read while this worker could not know its lease was still its own (paused past it): never
       // handed on. Reading resumes after the last record handed on once a renewal proves the lease
       // (or the lease's next owner reads them).
       if (!lease.valid) continue;
       const count = response.data.length;
-      const lag = this.lag.get(shardId) ?? { iteratorAgeMs: 0, millisBehindLatest: 0, readAt: 0 };
-      lag.readAt = Date.now();
-      lag.millisBehindLatest = response.millisBehindLatest ?? 0;
-      lag.iteratorAgeMs = count > 0 ? Date.now() - response.arrivals[count - 1]! : lag.millisBehindLatest;
-      this.lag.set(shardId, lag);
+      const { nextShardIterator, millisBehindLatest } = response;
       if (count > 0) {
-        const { batch } = toSourceRecords(response, shardId, progress, log);
         lastRead = response.sequenceNumbers[count - 1]!;
-        if (lag.iteratorAgeMs > this.maxIteratorAgeMs) this.maxIteratorAgeMs = lag.iteratorAgeMs;
         if (reservation < MAX_RESPONSE_BYTES) {
           if (largestRecord === MAX_RECORD_BYTES) largestRecord = 1;
           for (const data of response.data) if (data.length > largestRecord) largestRecord = data.length;
         }
-        if (batch.length > 0) sink.accept(batch);
       }
-      iterator = response.nextShardIterator;
+      this.handOn(shardId, response, progress);
+      // Not held while this reader waits for its next turn: its records' buffer is freed once they are copied on.
+      response = undefined;
+      iterator = nextShardIterator;
       if (!iterator) {
         log.info('shard read to its end', { shardId });
         this.checkpointer!.endWith(shardId, { from: startLabel(start), children: await this.childrenOf(shardId) });
@@ -509,8 +505,22 @@ export class KinesisSource implements Source, LeaseHolder {
         break;
       }
       // Kinesis can answer empty while the shard still has records further on: only idle at the tip.
-      if (count === 0 && !(response.millisBehindLatest! > 0)) await sleep(this.config.idleTimeBetweenReadsInMillis, signal);
+      if (count === 0 && !(millisBehindLatest! > 0)) await sleep(this.config.idleTimeBetweenReadsInMillis, signal);
     }
+  }
+
+  /** One response's records, handed on; its lag noted. */
+  private handOn(shardId: string, response: DecodedGetRecords, progress: ShardProgress): void {
+    const count = response.data.length;
+    const lag = this.lag.get(shardId) ?? { iteratorAgeMs: 0, millisBehindLatest: 0, readAt: 0 };
+    lag.readAt = Date.now();
+    lag.millisBehindLatest = response.millisBehindLatest ?? 0;
+    lag.iteratorAgeMs = count > 0 ? Date.now() - response.arrivals[count - 1]! : lag.millisBehindLatest;
+    this.lag.set(shardId, lag);
+    if (count === 0) return;
+    if (lag.iteratorAgeMs > this.maxIteratorAgeMs) this.maxIteratorAgeMs = lag.iteratorAgeMs;
+    const { batch } = toSourceRecords(response, shardId, progress, this.context.log);
+    if (batch.length > 0) this.sink!.accept(batch);
   }
 
   /** A closed shard's children, from a fresh listing (kinesalite sends no ChildShards), whose leases its end creates. */
