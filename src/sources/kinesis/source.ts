@@ -450,14 +450,11 @@ export class KinesisSource implements Source, LeaseHolder {
       if (wait > 0) await sleep(wait, signal);
       if (signal.aborted || !(await budget.reserve(reservation, signal))) break;
       lastCall = Date.now();
-      let response: DecodedGetRecords | undefined;
+      let read: ReadSummary;
       try {
-        const input: GetRecordsCommandInput = { ShardIterator: iterator, Limit: limitFor() };
-        await this.client.send(new GetRecordsCommand(input), { abortSignal: signal });
-        response = decodedResponse(input);
+        read = await this.readAndHandOn(shardId, { ShardIterator: iterator, Limit: limitFor() }, reservation, signal, lease, progress);
         failures = 0;
       } catch (err) {
-        budget.unreserve(reservation);
         if (signal.aborted) break;
         const name = awsErrorName(err);
         if (name === 'ExpiredIteratorException') {
@@ -474,26 +471,14 @@ export class KinesisSource implements Source, LeaseHolder {
         await sleep(delay, signal);
         continue;
       }
-
-      // The records take their own bytes from the budget as the pipeline accepts them.
-      budget.unreserve(reservation);
       if (signal.aborted) break;
       // Read while this worker could not know its lease was still its own (paused past it): never
       // handed on. Reading resumes after the last record handed on once a renewal proves the lease
       // (or the lease's next owner reads them).
-      if (!lease.valid) continue;
-      const count = response.data.length;
-      const { nextShardIterator, millisBehindLatest } = response;
-      if (count > 0) {
-        lastRead = response.sequenceNumbers[count - 1]!;
-        if (reservation < MAX_RESPONSE_BYTES) {
-          if (largestRecord === MAX_RECORD_BYTES) largestRecord = 1;
-          for (const data of response.data) if (data.length > largestRecord) largestRecord = data.length;
-        }
-      }
-      this.handOn(shardId, response, progress);
-      // Not held while this reader waits for its next turn: its records' buffer is freed once they are copied on.
-      response = undefined;
+      if (!read.handedOn) continue;
+      const { count, nextShardIterator, millisBehindLatest } = read;
+      if (read.lastSequenceNumber !== undefined) lastRead = read.lastSequenceNumber;
+      if (reservation < MAX_RESPONSE_BYTES && count > 0) largestRecord = largestRecord === MAX_RECORD_BYTES ? read.largestRecord : Math.max(largestRecord, read.largestRecord);
       iterator = nextShardIterator;
       if (!iterator) {
         log.info('shard read to its end', { shardId });
@@ -507,6 +492,32 @@ export class KinesisSource implements Source, LeaseHolder {
       // Kinesis can answer empty while the shard still has records further on: only idle at the tip.
       if (count === 0 && !(millisBehindLatest! > 0)) await sleep(this.config.idleTimeBetweenReadsInMillis, signal);
     }
+  }
+
+  /**
+   * One GetRecords, its records handed on. The response lives only in this call: a reader that kept
+   * it while waiting for its next turn kept the buffer all its records' bytes are views of (10 MB a
+   * shard, not counted once the records were copied on).
+   */
+  private async readAndHandOn(shardId: string, input: GetRecordsCommandInput, reservation: number, signal: AbortSignal, lease: HeldLease, progress: ShardProgress): Promise<ReadSummary> {
+    let response: DecodedGetRecords;
+    try {
+      await this.client.send(new GetRecordsCommand(input), { abortSignal: signal });
+      response = decodedResponse(input);
+    } finally {
+      // Given back before the records are handed on, in the same turn: they take their own bytes.
+      this.context.budget.unreserve(reservation);
+    }
+    const count = response.data.length;
+    const summary: ReadSummary = { handedOn: false, count, nextShardIterator: response.nextShardIterator, millisBehindLatest: response.millisBehindLatest, largestRecord: 1, lastSequenceNumber: undefined };
+    if (signal.aborted || !lease.valid) return summary;
+    summary.handedOn = true;
+    if (count > 0) {
+      summary.lastSequenceNumber = response.sequenceNumbers[count - 1]!;
+      for (const data of response.data) if (data.length > summary.largestRecord) summary.largestRecord = data.length;
+    }
+    this.handOn(shardId, response, progress);
+    return summary;
   }
 
   /** One response's records, handed on; its lag noted. */
@@ -563,6 +574,16 @@ export class KinesisSource implements Source, LeaseHolder {
 
 function parentsOf(shard: Shard): string[] {
   return [shard.ParentShardId, shard.AdjacentParentShardId].filter((p): p is string => !!p);
+}
+
+interface ReadSummary {
+  /** False when the read was aborted or the lease could not be proved: nothing was handed on. */
+  handedOn: boolean;
+  readonly count: number;
+  readonly nextShardIterator: string | undefined;
+  readonly millisBehindLatest: number | undefined;
+  largestRecord: number;
+  lastSequenceNumber: string | undefined;
 }
 
 type MutableRecord = { -readonly [K in keyof SourceRecord]: SourceRecord[K] };
