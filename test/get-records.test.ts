@@ -24,6 +24,19 @@ describe('GetRecords decoded from its bytes', () => {
     expect(decoded.dataBytes).toBe(payloads.reduce((n, p) => n + p.length, 0));
   });
 
+  it('arrival times as Kinesis and its emulators write them, in whole milliseconds; repeated partition keys', () => {
+    const times = ['1764612345.678', '1.764612345678E9', '1.764612345678e+9', '1764612345', '1764612345.6789', '17646123456780e-4', '1764612345.0004'];
+    const keys = ['a', 'a', 'b', 'a', 'a', 'éé', 'éé'];
+    const body = Buffer.from(
+      `{"Records":[${times.map((t, i) => `{"Data":"${Buffer.from(`r${i}`).toString('base64')}","PartitionKey":"${keys[i]}","ApproximateArrivalTimestamp":${t},"SequenceNumber":"${i + 1}","\\u0058tra":"ignored"}`).join(',')}],"NextShardIterator":"it","MillisBehindLatest":0}`,
+    );
+    const decoded = decodeGetRecords(body);
+    expect(decoded.arrivals).toEqual([1_764_612_345_678, 1_764_612_345_678, 1_764_612_345_678, 1_764_612_345_000, 1_764_612_345_679, 1_764_612_345_678, 1_764_612_345_000]);
+    expect(decoded.partitionKeys).toEqual(keys);
+    expect(decoded.data.map((d) => d.toString())).toEqual(times.map((_, i) => `r${i}`));
+    expect(() => decodeGetRecords(Buffer.from('{"Records":[{"Data":"QUJD","SequenceNumber":"1","ApproximateArrivalTimestamp":x}]}'))).toThrow('a number expected');
+  });
+
   it('a shard at its end: no records, a null iterator', () => {
     const decoded = decodeGetRecords(Buffer.from('{"MillisBehindLatest":0,"NextShardIterator":null,"Records":[]}'));
     expect(decoded).toMatchObject({ data: [], nextShardIterator: undefined, millisBehindLatest: 0 });

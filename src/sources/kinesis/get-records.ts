@@ -32,44 +32,110 @@ export function decodeGetRecords(body: Buffer): DecodedGetRecords {
   const scan = new Scanner(body);
   // Base64 is 4 bytes for 3: the decoded records fit in 3/4 of the body.
   const out = Buffer.allocUnsafeSlow(Math.ceil((body.length * 3) / 4));
-  let used = 0;
-  const data: Buffer[] = [];
-  const partitionKeys: string[] = [];
-  const sequenceNumbers: string[] = [];
-  const arrivals: number[] = [];
+  const records: RecordColumns = { out, used: 0, data: [], partitionKeys: [], sequenceNumbers: [], arrivals: [] };
   let nextShardIterator: string | undefined;
   let millisBehindLatest: number | undefined;
   scan.expect(0x7b);
   scan.members((key) => {
-    if (key === 'Records') {
-      scan.elements(() => {
-        let bytes: Buffer | undefined;
-        let partitionKey = '';
-        let sequenceNumber = '';
-        let arrival = 0;
-        scan.expect(0x7b);
-        scan.members((field) => {
-          if (field === 'Data') {
-            const [start, end] = scan.rawString();
-            const n = decodeBase64(body, start, end, out, used);
-            bytes = out.subarray(used, used + n);
-            used += n;
-          } else if (field === 'PartitionKey') partitionKey = scan.string();
-          else if (field === 'SequenceNumber') sequenceNumber = scan.string();
-          else if (field === 'ApproximateArrivalTimestamp') arrival = Math.round(scan.number() * 1000);
-          else scan.skip();
-        });
-        if (!bytes || !sequenceNumber) throw new MalformedResponse('a GetRecords record without Data or SequenceNumber');
-        data.push(bytes);
-        partitionKeys.push(partitionKey);
-        sequenceNumbers.push(sequenceNumber);
-        arrivals.push(arrival);
-      });
-    } else if (key === 'NextShardIterator') nextShardIterator = scan.nullableString();
+    if (key === 'Records') readRecords(scan, body, records);
+    else if (key === 'NextShardIterator') nextShardIterator = scan.nullableString();
     else if (key === 'MillisBehindLatest') millisBehindLatest = scan.number();
     else scan.skip();
   });
+  const { data, partitionKeys, sequenceNumbers, arrivals, used } = records;
   return { data, partitionKeys, sequenceNumbers, arrivals, nextShardIterator, millisBehindLatest, dataBytes: used };
+}
+
+interface RecordColumns {
+  readonly out: Buffer;
+  used: number;
+  readonly data: Buffer[];
+  readonly partitionKeys: string[];
+  readonly sequenceNumbers: string[];
+  readonly arrivals: number[];
+}
+
+const DATA = 1;
+const PARTITION_KEY = 2;
+const SEQUENCE_NUMBER = 3;
+const ARRIVAL = 4;
+const RECORD_KEYS: ReadonlyArray<readonly [Buffer, number]> = [
+  [Buffer.from('Data'), DATA],
+  [Buffer.from('PartitionKey'), PARTITION_KEY],
+  [Buffer.from('SequenceNumber'), SEQUENCE_NUMBER],
+  [Buffer.from('ApproximateArrivalTimestamp'), ARRIVAL],
+];
+
+/** Which of a record's fields the key at [start, end) names (0: one not read), matched by its bytes. */
+function recordKey(body: Buffer, start: number, end: number): number {
+  const length = end - start;
+  for (const [name, code] of RECORD_KEYS) if (name.length === length && body[start] === name[0] && name.compare(body, start, end) === 0) return code;
+  return 0;
+}
+
+/**
+ * The Records array, in one loop: no closure, no key string and no number string per record. A
+ * partition key equal to the previous record's (producers often use few) is the same string.
+ */
+function readRecords(scan: Scanner, body: Buffer, into: RecordColumns): void {
+  if (scan.peekByte() === 0x6e) {
+    scan.skip();
+    return;
+  }
+  scan.expect(0x5b);
+  if (scan.peekByte() === 0x5d) {
+    scan.advance();
+    return;
+  }
+  let previousKeyStart = -1;
+  let previousKeyEnd = -1;
+  let previousKey = '';
+  for (;;) {
+    let bytes: Buffer | undefined;
+    let partitionKey = '';
+    let sequenceNumber = '';
+    let arrival = 0;
+    scan.expect(0x7b);
+    if (scan.peekByte() !== 0x7d) {
+      for (;;) {
+        const [keyStart, keyEnd, escaped] = scan.rawKey();
+        scan.expect(0x3a);
+        const field = escaped ? 0 : recordKey(body, keyStart, keyEnd);
+        if (field === DATA) {
+          const [start, end] = scan.rawString();
+          const n = decodeBase64(body, start, end, into.out, into.used);
+          bytes = into.out.subarray(into.used, into.used + n);
+          into.used += n;
+        } else if (field === PARTITION_KEY) {
+          const [start, end, keyEscaped] = scan.rawKey();
+          if (!keyEscaped && end - start === previousKeyEnd - previousKeyStart && body.compare(body, previousKeyStart, previousKeyEnd, start, end) === 0) partitionKey = previousKey;
+          else {
+            partitionKey = keyEscaped ? (JSON.parse(body.toString('utf8', start - 1, end + 1)) as string) : body.toString('utf8', start, end);
+            if (!keyEscaped) {
+              previousKeyStart = start;
+              previousKeyEnd = end;
+              previousKey = partitionKey;
+            }
+          }
+        } else if (field === SEQUENCE_NUMBER) sequenceNumber = scan.string();
+        else if (field === ARRIVAL) arrival = scan.epochMillis();
+        else scan.skip();
+        const c = scan.peekByte();
+        scan.advance();
+        if (c === 0x7d) break;
+        if (c !== 0x2c) throw new MalformedResponse(`expected , or } at byte ${scan.position - 1} of a GetRecords response`);
+      }
+    } else scan.advance();
+    if (!bytes || !sequenceNumber) throw new MalformedResponse('a GetRecords record without Data or SequenceNumber');
+    into.data.push(bytes);
+    into.partitionKeys.push(partitionKey);
+    into.sequenceNumbers.push(sequenceNumber);
+    into.arrivals.push(arrival);
+    const c = scan.peekByte();
+    scan.advance();
+    if (c === 0x5d) return;
+    if (c !== 0x2c) throw new MalformedResponse(`expected , or ] at byte ${scan.position - 1} of a GetRecords response`);
+  }
 }
 
 /**
@@ -115,6 +181,91 @@ class Scanner {
   private peek(): number | undefined {
     this.ws();
     return this.bytes[this.at];
+  }
+
+  /** The next byte past white space, not consumed. */
+  peekByte(): number | undefined {
+    return this.peek();
+  }
+
+  /** Past the byte just peeked. */
+  advance(): void {
+    this.at++;
+  }
+
+  get position(): number {
+    return this.at;
+  }
+
+  /** A string's contents as a byte range, and whether it has escapes. */
+  rawKey(): [number, number, boolean] {
+    this.expect(QUOTE);
+    const start = this.at;
+    let i = start;
+    let escaped = false;
+    for (;;) {
+      const c = this.bytes[i];
+      if (c === undefined) throw new MalformedResponse('an unterminated string in a GetRecords response');
+      if (c === BACKSLASH) {
+        escaped = true;
+        i += 2;
+        continue;
+      }
+      if (c === QUOTE) break;
+      i++;
+    }
+    this.at = i + 1;
+    return [start, i, escaped];
+  }
+
+  /**
+   * Epoch seconds with a fraction (1764612345.678, or 1.764612345678E9 as the SDKs' servers write
+   * it), in whole milliseconds, read from the digits without a string.
+   */
+  epochMillis(): number {
+    this.ws();
+    const start = this.at;
+    const b = this.bytes;
+    let mantissa = 0;
+    let digits = 0;
+    let fraction = 0;
+    let seenPoint = false;
+    for (;;) {
+      const c = b[this.at];
+      if (c !== undefined && c >= 0x30 && c <= 0x39) {
+        if (digits < 16) {
+          mantissa = mantissa * 10 + (c - 0x30);
+          digits++;
+          if (seenPoint) fraction++;
+        } else if (!seenPoint) fraction--; // a digit past float64's precision still counts its place
+        this.at++;
+      } else if (c === 0x2e && !seenPoint) {
+        seenPoint = true;
+        this.at++;
+      } else break;
+    }
+    let exponent = 0;
+    const e = b[this.at];
+    if (e === 0x65 || e === 0x45) {
+      this.at++;
+      let sign = 1;
+      if (b[this.at] === 0x2b) this.at++;
+      else if (b[this.at] === 0x2d) {
+        sign = -1;
+        this.at++;
+      }
+      let any = false;
+      for (let c = b[this.at]; c !== undefined && c >= 0x30 && c <= 0x39; c = b[++this.at]) {
+        exponent = exponent * 10 + (c - 0x30);
+        any = true;
+      }
+      if (!any) throw new MalformedResponse(`a number expected at byte ${start} of a GetRecords response`);
+      exponent *= sign;
+    }
+    if (digits === 0) throw new MalformedResponse(`a number expected at byte ${start} of a GetRecords response`);
+    // mantissa × 10^(exponent − fraction) seconds, in ms: one rounding, at the end.
+    const shift = exponent - fraction + 3;
+    return Math.round(shift >= 0 ? mantissa * 10 ** shift : mantissa / 10 ** -shift);
   }
 
   /** Calls `each` with every key of the object whose `{` was read; `each` reads the value. */
