@@ -23,6 +23,9 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ConversionPool } from '../src/conversion/pool.js';
 import { parseType } from '../src/conversion/types.js';
+import { compileQuery } from '../src/partitioning/query.js';
+import { defaultBudgetBytes } from '../src/assemble.js';
+import type { PipelineSettings } from '../src/pipeline-settings.js';
 import type { SessionSpec } from '../src/conversion/types.js';
 import { s3DestinationSchema } from '../destinations/s3/config.js';
 import { LOCAL_CREDENTIALS, startS3rver } from '../src/dev/peers.js';
@@ -194,7 +197,27 @@ const logSchema: SessionSpec = {
   enableDictionaryCompression: true,
 };
 
-async function runEngine(pool: Buffer[], mode: 'gzip' | 'parquet'): Promise<{ seconds: number; out: number; objects: number; peakRss: number; failed: number }> {
+type EngineMode = 'gzip' | 'parquet' | 'partitioned';
+const PARTITIONS = 200;
+
+/** The pool's records, each with a "customer" field: 200 values in turn, for dynamic partitioning. */
+function withCustomers(pool: Buffer[]): Buffer[] {
+  return pool.map((record, i) => Buffer.concat([Buffer.from(`{"customer":"c-${String(i % PARTITIONS).padStart(3, '0')}",`), record.subarray(1)]));
+}
+
+interface EngineFigures {
+  seconds: number;
+  out: number;
+  objects: number;
+  peakRss: number;
+  failed: number;
+  /** The most partitions holding records at once, and the most budget bytes held (partitioned run). */
+  peakPartitions: number;
+  peakHeldMiB: number;
+  budgetMiB: number;
+}
+
+async function runEngine(pool: Buffer[], mode: EngineMode): Promise<EngineFigures> {
   let s3: Awaited<ReturnType<typeof startS3rver>> | undefined;
   let destination: Destination;
   const nullSink = new NullDestination();
@@ -211,7 +234,14 @@ async function runEngine(pool: Buffer[], mode: 'gzip' | 'parquet'): Promise<{ se
 
   const conversions = mode === 'parquet' ? new ConversionPool(2, silentLogger) : undefined;
   conversions?.start();
-  const budget = new ByteBudget(2 * bufferBytes);
+  const pipeline: PipelineSettings = {
+    buffer: { sizeBytes: bufferBytes, intervalMs: 900_000, encoding: mode === 'parquet' ? 'PARQUET' : 'GZIP', appendNewlineDelimiter: false },
+    errorOutputEncoding: 'UNCOMPRESSED',
+    ...(mode === 'parquet' ? { conversion: logSchema } : {}),
+    ...(mode === 'partitioned' ? { processing: { metadataExtraction: compileQuery('{customer: .customer}') }, partitioning: { queryKeys: ['customer'], lambdaKeys: [] } } : {}),
+  };
+  // The budget the service gives such a stream by default.
+  const budget = new ByteBudget(defaultBudgetBytes([pipeline]));
   const checkpointer = new Checkpointer(nowhere, silentLogger);
   const source = new MemorySource(pool, checkpointer, budget);
   let out = 0;
@@ -219,11 +249,8 @@ async function runEngine(pool: Buffer[], mode: 'gzip' | 'parquet'): Promise<{ se
     name: 'bench',
     source,
     destination,
-    pipeline: {
-      buffer: { sizeBytes: bufferBytes, intervalMs: 900_000, encoding: mode === 'gzip' ? 'GZIP' : 'PARQUET', appendNewlineDelimiter: false },
-      errorOutputEncoding: 'UNCOMPRESSED',
-      ...(mode === 'parquet' ? { conversion: logSchema } : {}),
-    },
+    pipeline,
+    budget,
     ...(conversions ? { conversions } : {}),
     identity: { region: 'us-east-1', deliveryStreamArn: 'bench', source: { event: {} } },
     clock: systemClock,
@@ -231,7 +258,11 @@ async function runEngine(pool: Buffer[], mode: 'gzip' | 'parquet'): Promise<{ se
     onDelivered: (e) => (out += e.encodedBytes),
   });
   let peakRss = process.memoryUsage.rss();
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 20);
+  let peakPartitions = 0;
+  const sampler = setInterval(() => {
+    peakRss = Math.max(peakRss, process.memoryUsage.rss());
+    peakPartitions = Math.max(peakPartitions, stream.buffers.partitions);
+  }, 20);
   const t = performance.now();
   await stream.start(); // resolves when the source ran out
   await stream.stop(600_000); // seals the last buffer and waits for its delivery
@@ -240,22 +271,22 @@ async function runEngine(pool: Buffer[], mode: 'gzip' | 'parquet'): Promise<{ se
   peakRss = Math.max(peakRss, process.memoryUsage.rss());
   await s3?.stop();
   await conversions?.close();
-  return { seconds, out, objects: stream.stats.objectsDelivered, peakRss, failed: stream.stats.recordsToErrorOutput };
+  return { seconds, out, objects: stream.stats.objectsDelivered, peakRss, failed: stream.stats.recordsToErrorOutput, peakPartitions, peakHeldMiB: Math.round(budget.peakHeld / MiB), budgetMiB: budget.limit / MiB };
 }
 
 /** One engine path, in its own process so its peak RSS is its own. */
-function engineInChild(mode: 'gzip' | 'parquet') {
+function engineInChild(mode: EngineMode) {
   const args = [fileURLToPath(import.meta.url), '--engine', mode, '--mb', String(values.mb), '--buffer-mb', String(values['buffer-mb'])];
   if (values.input) args.push('--input', values.input);
   if (values.s3) args.push('--s3');
   const out = execFileSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 20 });
-  return JSON.parse(out.trim().split('\n').at(-1)!) as { seconds: number; out: number; objects: number; peakRss: number; rssBefore: number; failed: number };
+  return JSON.parse(out.trim().split('\n').at(-1)!) as EngineFigures & { rssBefore: number };
 }
 
 async function main() {
   if (values.engine) {
-    const mode = values.engine as 'gzip' | 'parquet';
-    const pool = loadPool();
+    const mode = values.engine as EngineMode;
+    const pool = mode === 'partitioned' ? withCustomers(loadPool()) : loadPool();
     const rssBefore = process.memoryUsage.rss();
     const result = await runEngine(pool, mode);
     process.stdout.write(JSON.stringify({ ...result, rssBefore }) + '\n');
@@ -279,6 +310,7 @@ async function main() {
   }
   const gzipRun = engineInChild('gzip');
   const parquetRun = engineInChild('parquet');
+  const partitionedRun = engineInChild('partitioned');
   const pool = loadPool();
   const poolBytes = pool.reduce((s, r) => s + r.length, 0);
   const chunks = chunksOfRun(pool);
@@ -311,6 +343,13 @@ async function main() {
     parquetFailedRecords: parquetRun.failed,
     parquetPeakRssMiB: Math.round(parquetRun.peakRss / MiB),
     parquetRssBeforeMiB: Math.round(parquetRun.rssBefore / MiB),
+    partitionedMiBs: +mibs(partitionedRun.seconds).toFixed(1),
+    partitionedVsGzipEngine: +(gzipRun.seconds / partitionedRun.seconds).toFixed(2),
+    partitionedObjects: partitionedRun.objects,
+    partitionedPeakPartitions: partitionedRun.peakPartitions,
+    partitionedPeakHeldMiB: partitionedRun.peakHeldMiB,
+    partitionedBudgetMiB: partitionedRun.budgetMiB,
+    partitionedPeakRssMiB: Math.round(partitionedRun.peakRss / MiB),
     inputPoolMiB: Math.round(poolBytes / MiB),
     readPath,
   };
@@ -328,6 +367,8 @@ async function main() {
     `memory     peak RSS ${result.peakRssMiB} MiB (${result.rssBeforeEngineMiB} MiB before the engine ran, holding the input pool)`,
     `parquet    source → buffer → Parquet (SNAPPY) → sink   ${result.parquetMiBs} MiB/s of JSON in = ${result.parquetVsGzipEngine}× the GZIP path, ratio ${result.parquetRatio}×, ${result.parquetObjects} objects, ${result.parquetFailedRecords} records failed`,
     `memory     parquet peak RSS ${result.parquetPeakRssMiB} MiB (${result.parquetRssBeforeMiB} MiB before)`,
+    `partitions source → query {customer: .customer} → ${PARTITIONS} partitions → gzip → sink   ${result.partitionedMiBs} MiB/s = ${result.partitionedVsGzipEngine}× unpartitioned, ${result.partitionedObjects} objects, at most ${result.partitionedPeakPartitions} partitions open`,
+    `memory     partitioned: budget held at most ${result.partitionedPeakHeldMiB} of ${result.partitionedBudgetMiB} MiB, peak RSS ${result.partitionedPeakRssMiB} MiB`,
     ...readPathLines,
   ];
   process.stdout.write(lines.join('\n') + '\n');

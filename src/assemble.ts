@@ -22,6 +22,13 @@ const READS_IN_FLIGHT_BYTES = 32 * MiB;
  * (a 128 MB buffer of logs: 28 MB), plus the raw chunks being compressed; should its records
  * compress less, backpressure seals it before its size. Everything else holds the records whole.
  */
+/** runtime.memoryBudgetInMBs when it is not set: what the streams' buffers hold, and reads in flight. */
+export function defaultBudgetBytes(pipelines: readonly PipelineSettings[]): number {
+  let held = 0;
+  for (const pipeline of pipelines) held += defaultHeldBytes(pipeline);
+  return held + READS_IN_FLIGHT_BYTES;
+}
+
 function defaultHeldBytes(pipeline: PipelineSettings): number {
   const { buffer } = pipeline;
   const compressed = buffer.encoding === 'GZIP' && !pipeline.recordOriented;
@@ -53,9 +60,8 @@ export class SharedResources {
     /** This worker's name in the fleet. */
     readonly workerId: string = defaultWorkerId(),
   ) {
-    let held = 0;
-    for (const s of streams) held += defaultHeldBytes(s.destination.plugin.pipeline(s.destination.config));
-    this.budget = new ByteBudget((config.runtime.memoryBudgetInMBs ?? 0) * MiB || held + READS_IN_FLIGHT_BYTES);
+    const pipelines = streams.map((s) => s.destination.plugin.pipeline(s.destination.config));
+    this.budget = new ByteBudget((config.runtime.memoryBudgetInMBs ?? 0) * MiB || defaultBudgetBytes(pipelines));
   }
 
   /** One set of conversion threads for the process (both cores), shared by every converting stream. */

@@ -125,6 +125,9 @@ export class RecordBuffer {
     private readonly tags: BufferTags = {},
     createEncoder?: EncoderFactory,
     private readonly budget?: ByteBudget,
+    chunkTarget?: () => number,
+    /** Counts the fills open across a set of buffers. */
+    private readonly fills?: { open: number },
   ) {
     const chunkBytes = Math.min(DEFAULT_CHUNK_BYTES, settings.sizeBytes);
     this.delimiterBytes = settings.appendNewlineDelimiter ? 1 : 0;
@@ -137,6 +140,7 @@ export class RecordBuffer {
           settings.appendNewlineDelimiter,
           (raw, encoded) => holding.encoded(raw, encoded),
           (raw) => holding.encoding(raw),
+          chunkTarget,
         ));
     this.holding = new Holding(budget);
   }
@@ -199,6 +203,7 @@ export class RecordBuffer {
   private opened = 0;
 
   private open(): void {
+    if (this.fills) this.fills.open++;
     this.opened = this.clock.now();
     if (this.settings.manifest) this.manifest = new ManifestBuilder();
     this.encoder = this.createEncoder(this.acks, this.holding, this.manifest);
@@ -209,6 +214,7 @@ export class RecordBuffer {
     if (this.held && reason !== 're-formation' && reason !== 'shutdown') return;
     if (this.timer) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.fills) this.fills.open--;
     const batch: SealedBatch = {
       id: this.idFirst && this.idLast ? positionalId(this.idFirst, this.idLast, this.records, this.tags) : randomUUID(),
       reason,
@@ -280,6 +286,8 @@ function positionalId(first: Mark, last: Mark, records: number, tags: BufferTags
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${((parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16)}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
 
+const MIN_CHUNK_TARGET = 128 * 1024;
+
 /**
  * One buffer per partition (or per error-output type), created on first use. The number of
  * partitions holding records is bounded (Firehose: 500 active partitions): opening one more seals
@@ -287,6 +295,9 @@ function positionalId(first: Mark, last: Mark, records: number, tags: BufferTags
  */
 export class BufferSet {
   private readonly buffers = new Map<string, RecordBuffer>();
+  /** Buffers holding records now. */
+  private readonly fills = { open: 0 };
+  private readonly chunkTarget: (() => number) | undefined;
 
   constructor(
     private readonly settings: BufferSettings,
@@ -296,7 +307,12 @@ export class BufferSet {
     private readonly onPartitionLimit: () => void = () => undefined,
     private readonly createEncoder?: EncoderFactory,
     private readonly budget?: ByteBudget,
-  ) {}
+  ) {
+    // Many partitions filling at once: each hands its chunk on at its share of an eighth of the
+    // budget, so bytes are compressed as they come, not all at once when pressure seals them.
+    const budgetBytes = budget?.limit;
+    this.chunkTarget = maxActive > 1 && budgetBytes !== undefined && budgetBytes < Number.MAX_SAFE_INTEGER ? () => Math.max(MIN_CHUNK_TARGET, Math.floor(budgetBytes / 8 / Math.max(1, this.fills.open))) : undefined;
+  }
 
   /** Records held by all partitions. */
   get buffered(): number {
@@ -329,7 +345,7 @@ export class BufferSet {
     let buffer = this.buffers.get(key);
     if (!buffer) {
       if (this.buffers.size >= this.maxActive) this.makeRoom();
-      buffer = new RecordBuffer(this.settings, this.clock, this.onSeal, tags, this.createEncoder, this.budget);
+      buffer = new RecordBuffer(this.settings, this.clock, this.onSeal, tags, this.createEncoder, this.budget, this.chunkTarget, this.fills);
       buffer.held = this.heldKeys.has(key);
       this.buffers.set(key, buffer);
     }

@@ -23,10 +23,11 @@ export interface Codec {
 
 const gzipAsync = promisify(gzip);
 /**
- * One output piece per chunk of JSON (≈ 1 MiB out of 4 MiB in): node:zlib's 16 KiB default
+ * About one output piece per chunk of JSON (≈ 1 MiB out of 4 MiB in): node:zlib's 16 KiB default
  * returns to the event loop for every piece, and while the loop is busy reading, the pool waits.
+ * Sized to the chunk, so a partition's small chunk does not allocate a whole MiB.
  */
-const GZIP_OPTIONS = { level: zlibConstants.Z_DEFAULT_COMPRESSION, chunkSize: 1 << 20 };
+const gzipOptions = (raw: Buffer) => ({ level: zlibConstants.Z_DEFAULT_COMPRESSION, chunkSize: Math.max(16 * 1024, Math.min(1 << 20, 2 ** Math.ceil(Math.log2(raw.length / 3 + 1)))) });
 
 /**
  * At most one chunk per core is being compressed; the others wait their turn in order. Without a
@@ -53,10 +54,10 @@ class CompressionQueue {
   }
 }
 
-const compression = new CompressionQueue(Math.max(2, availableParallelism()));
+const compression = new CompressionQueue(availableParallelism() + 2);
 
 export const codecs: Readonly<Record<Encoding, Codec>> = {
   UNCOMPRESSED: { extension: '', contentType: 'application/octet-stream', encodeChunk: (raw) => Promise.resolve(raw) },
-  GZIP: { extension: '.gz', contentType: 'application/gzip', contentEncoding: 'gzip', encodeChunk: (raw) => compression.run(() => gzipAsync(raw, GZIP_OPTIONS)), encodeChunkCopies: true },
+  GZIP: { extension: '.gz', contentType: 'application/gzip', contentEncoding: 'gzip', encodeChunk: (raw) => compression.run(() => gzipAsync(raw, gzipOptions(raw))), encodeChunkCopies: true },
   PARQUET: { extension: '.parquet', contentType: 'application/vnd.apache.parquet' },
 };

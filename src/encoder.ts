@@ -36,8 +36,9 @@ export class BytesEncoder implements Encoder {
     private readonly appendNewline: boolean,
     onChunkEncoded?: (rawBytes: number, encodedBytes: number) => void,
     onChunkSubmitted?: (rawBytes: number) => void,
+    chunkTarget?: () => number,
   ) {
-    this.chunks = new ChunkedEncoder(encoding, chunkBytes, onChunkEncoded, onChunkSubmitted);
+    this.chunks = new ChunkedEncoder(encoding, chunkBytes, onChunkEncoded, onChunkSubmitted, chunkTarget);
   }
 
   append(record: SourceRecord): void {
@@ -94,6 +95,11 @@ export class ChunkedEncoder {
     private readonly onChunkEncoded?: (rawBytes: number, encodedBytes: number) => void,
     /** Told when a chunk is handed to the codec, before it is encoded. */
     private readonly onChunkSubmitted?: (rawBytes: number) => void,
+    /**
+     * The size a chunk is handed on at now (at most chunkBytes): smaller while many partitions fill
+     * at once, so that their bytes are compressed as they come instead of all at the seal.
+     */
+    private readonly chunkTarget?: () => number,
   ) {
     const encode = codecs[encoding].encodeChunk;
     if (!encode) throw new Error(`${encoding} is not a chunked encoding`);
@@ -104,20 +110,22 @@ export class ChunkedEncoder {
 
   write(data: Uint8Array): void {
     if (this.finished) throw new Error('encoder already finished');
+    const target = this.chunkTarget ? Math.min(this.chunkBytes, this.chunkTarget()) : this.chunkBytes;
+    if (this.used >= target) this.submit(true); // the target came down since the last write
     let offset = 0;
     while (offset < data.length) {
-      if (this.used === this.chunk.length && this.chunk.length < this.chunkBytes) this.grow(data.length - offset);
-      const n = Math.min(data.length - offset, this.chunk.length - this.used);
+      if (this.used === this.chunk.length) this.grow(data.length - offset, target);
+      const n = Math.min(data.length - offset, this.chunk.length - this.used, target - this.used);
       this.chunk.set(n === data.length ? data : data.subarray(offset, offset + n), this.used);
       this.used += n;
       offset += n;
-      if (this.used === this.chunkBytes) this.submit(true);
+      if (this.used >= target) this.submit(true);
     }
   }
 
-  /** The first chunk, full before its final size: twice as large (or enough for what comes), copied once. */
-  private grow(needed: number): void {
-    const size = Math.min(this.chunkBytes, Math.max(this.chunk.length * 2, this.used + needed));
+  /** A chunk full before its target size: twice as large (or enough for what comes), copied once. */
+  private grow(needed: number, target: number): void {
+    const size = Math.min(target, Math.max(this.chunk.length * 2, this.used + needed));
     const bigger = size === DEFAULT_CHUNK_BYTES ? fullChunk() : Buffer.allocUnsafe(size);
     this.chunk.copy(bigger, 0, 0, this.used);
     this.chunk = bigger;
@@ -147,7 +155,8 @@ export class ChunkedEncoder {
     // Rejections are reported by finish(); this keeps an early one from being "unhandled".
     part.catch(() => undefined);
     this.parts.push(part);
+    // The next chunk: full size at once when the last one was, else grown again as it fills.
+    if (more) this.chunk = this.used === DEFAULT_CHUNK_BYTES ? fullChunk() : Buffer.allocUnsafe(Math.min(this.used, this.chunkBytes));
     this.used = 0;
-    if (more) this.chunk = this.chunkBytes === DEFAULT_CHUNK_BYTES ? fullChunk() : Buffer.allocUnsafe(this.chunkBytes);
   }
 }

@@ -5,6 +5,7 @@ import { BufferSet, RecordBuffer, type SealedBatch } from '../src/buffer.js';
 import { ManualClock } from '../src/clock.js';
 import type { BufferSettings } from '../src/pipeline-settings.js';
 import { ChunkedEncoder } from '../src/encoder.js';
+import { ByteBudget } from '../src/budget.js';
 import type { SourceRecord } from '../src/records.js';
 
 const MiB = 1024 * 1024;
@@ -178,3 +179,34 @@ describe('chunks reused', () => {
     expect(Buffer.concat(out).equals(Buffer.concat(parts))).toBe(true);
   });
 });
+
+describe('many partitions at once', () => {
+  it('each hands its chunk to the compressor at its share of the budget: memory holds compressed bytes, not every partition\'s raw ones, long before any seal', async () => {
+    const clock = new ManualClock();
+    const budget = new ByteBudget(64 * MiB);
+    const sealed: SealedBatch[] = [];
+    const set = new BufferSet({ sizeBytes: 128 * MiB, intervalMs: 60_000, encoding: 'GZIP', appendNewlineDelimiter: true }, clock, 500, (b) => sealed.push(b), undefined, undefined, budget);
+    const partitions = 200;
+    const perPartition = records(40, 8 * 1024, clock); // 320 KiB each, 62.5 MiB in all
+    let raw = 0;
+    for (const record of perPartition)
+      for (let p = 0; p < partitions; p++) {
+        budget.take(record.data.length); // as the pipeline does when it accepts a read
+        raw += record.data.length + 1;
+        set.append(`p${p}`, { partitionKeys: { p: String(p) } }, record);
+      }
+    await waitUntil(() => budget.compressingNow === 0);
+    expect(sealed).toHaveLength(0);
+    expect(set.active).toBe(partitions);
+    // 128 KiB chunks compressed as they filled: what is held is their compressed bytes and the open remainders.
+    expect(budget.held).toBeLessThan(raw / 2);
+    expect(set.heldBytes).toBe(budget.held);
+    set.flushAll('shutdown');
+    const bodies = await Promise.all(sealed.map((b) => b.body));
+    expect(gunzipSync(Buffer.concat(bodies[7]!)).equals(Buffer.concat(perPartition.flatMap((r) => [r.data, Buffer.from('\n')])))).toBe(true);
+  });
+});
+
+async function waitUntil(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+}
