@@ -61,7 +61,7 @@ const FIRST_CHUNK_BYTES = 64 * 1024;
  * collection returns (4 MiB for every 4 MiB read, piling up between collections).
  */
 const spareChunks: Buffer[] = [];
-const MAX_SPARE_CHUNKS = 4;
+const MAX_SPARE_CHUNKS = 2;
 
 function fullChunk(): Buffer {
   return spareChunks.pop() ?? Buffer.allocUnsafeSlow(DEFAULT_CHUNK_BYTES);
