@@ -302,6 +302,7 @@ async function main() {
     `kinesis    firehose run ← Kinesis protocol, ${readPath.shards} shards offering ${readPath.offeredMiBs} MiB/s = 0.8 × the 2-core gzip-6 ceiling (${readPath.ceilingMiBs} MiB/s), GZIP-6, ${bufferBytes / MiB} MiB buffer, s3rver`,
     `kinesis    sustained ${readPath.sustainedMiBs} MiB/s = ${readPath.sustainedVsOffered}× offered; ${readPath.behindAfterOfferSeconds} s behind when the offer ended; caught up ${readPath.catchUpSeconds} s later; ${readPath.readMiB} MiB in ${readPath.objects} objects`,
     `kinesis    CPU ${readPath.cpuMsPerMiB} ms/MiB = gzip-6 ${readPath.gzipCpuMsPerMiB} + ${readPath.beyondGzipMsPerMiB} beyond (${readPath.beyondGzipVsGzip}× gzip's)`,
+    `kinesis    cores used: the service ${readPath.serviceCores}, the Kinesis-protocol server and s3rver beside it ${readPath.peersCores} (of 2)`,
     `kinesis    peak RSS ${readPath.peakRssAboveIdleMiB} MiB above idle (idle ${readPath.idleRssMiB} MiB), budget ${values['budget-mb'] ? `${values['budget-mb']} MiB` : 'default'}`,
   ];
   if (values['read-path-only']) {

@@ -34,6 +34,10 @@ export interface ReadPathFigures {
   peakRssAboveIdleMiB: number;
   readMiB: number;
   objects: number;
+  /** Cores the Kinesis-protocol server and s3rver took meanwhile, on the same machine. */
+  peersCores: number;
+  /** Cores the service took. */
+  serviceCores: number;
 }
 
 /** node:zlib gzip-6 of the same bytes in 4 MiB chunks on both cores: MiB/s and CPU ms per MiB. */
@@ -143,6 +147,9 @@ deliveryStreams:
     let idleRss = 0;
     let peakRss = 0;
     let cpuAtStart: number | undefined;
+    let peersAtStart = 0;
+    let startedAt = 0;
+    const peersCpuMs = () => (procFigures(kinesis.pid!)?.cpuMs ?? 0) + (procFigures(s3.pid!)?.cpuMs ?? 0);
     let behindAfterOffer = 0;
     let readAtOfferEnd = 0;
     let caughtUpAt: number | undefined;
@@ -156,7 +163,11 @@ deliveryStreams:
         idleRss = Math.max(idleRss, proc.rssBytes);
         continue;
       }
-      cpuAtStart ??= proc.cpuMs;
+      if (cpuAtStart === undefined) {
+        cpuAtStart = proc.cpuMs;
+        peersAtStart = peersCpuMs();
+        startedAt = now;
+      }
       peakRss = Math.max(peakRss, proc.rssBytes);
       const s = await stats();
       const read = s.shards.reduce((n, x) => n + x.readBytes, 0);
@@ -170,6 +181,7 @@ deliveryStreams:
       }
       if (now > offerEnd + 180_000) break;
     }
+    const peersCores = (peersCpuMs() - peersAtStart) / (Date.now() - startedAt);
     const final = await stats();
     const readBytes = final.shards.reduce((n, x) => n + x.readBytes, 0);
     // Stop: the last buffer is compressed and delivered before it exits; its CPU counts too.
@@ -184,6 +196,7 @@ deliveryStreams:
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     await exited;
+    const serviceCores = (cpuAtEnd - (cpuAtStart ?? 0)) / (Date.now() - startedAt);
     const readMiB = readBytes / MiB;
     const cpuMsPerMiB = (cpuAtEnd - (cpuAtStart ?? 0)) / readMiB;
     const sustained = readAtOfferEnd / MiB / options.offerSeconds;
@@ -203,6 +216,8 @@ deliveryStreams:
       peakRssAboveIdleMiB: Math.round((peakRss - idleRss) / MiB),
       readMiB: Math.round(readMiB),
       objects,
+      peersCores: +peersCores.toFixed(2),
+      serviceCores: +serviceCores.toFixed(2),
     };
   } finally {
     for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
