@@ -39,6 +39,20 @@ describe('manifests', () => {
     expect(read.rawBytes).toBe(1 + 2 + 3 + 1 + 4);
   });
 
+  it('written straight from the columns, a manifest is the one build() describes, escapes and all', async () => {
+    const builder = new ManifestBuilder();
+    const keys = ['plain', 'quote " and \\ backslash', 'tab\tnewline\n', 'é ✓ 😀', ''];
+    for (let i = 0; i < 2_000; i++) {
+      const r = record(`shardId-00000000000${i % 3}`, String(49680756492902886814767980804445855960546913736378548999n + BigInt(i * 7)), i % 4, 'x'.repeat(i % 50), 1_764_612_345_678 + i * 3);
+      builder.add({ ...r, partitionKey: keys[i % keys.length]! } as SourceRecord);
+    }
+    const object = { deliveryStream: 's', bucket: 'b', key: 'k', encoding: 'GZIP' as const, delimiter: '' };
+    const direct = await decodeManifest(await builder.encode(object), 'direct');
+    expect(direct).toEqual(builder.build(object));
+    const empty = new ManifestBuilder();
+    expect(await decodeManifest(await empty.encode(object), 'empty')).toEqual(empty.build(object));
+  });
+
   it('are filed under the hour of the first record, then the object key', () => {
     expect(manifestKey('_manifests/', 'clicks/2026/12/02/03/clicks-1-x.gz', Date.UTC(2026, 11, 2, 3, 59, 59))).toBe('_manifests/2026/12/02/03/clicks/2026/12/02/03/clicks-1-x.gz.manifest.json.gz');
   });

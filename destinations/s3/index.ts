@@ -11,7 +11,7 @@ import { s3DestinationSchema, type S3DestinationConfig } from './config.js';
 import { objectKey } from './keys.js';
 import { renderPrefix } from './prefix.js';
 import { MiB } from '../../src/units.js';
-import { encodeManifest, manifestKey } from '../../src/archive/manifest.js';
+import { manifestKey } from '../../src/archive/manifest.js';
 
 
 export function createS3Client(config: S3DestinationConfig): S3Client {
@@ -112,14 +112,13 @@ export class S3Destination implements Destination {
    */
   private async putManifest(batch: EncodedBatch, objectKey: string, signal: AbortSignal): Promise<void> {
     if (!batch.manifest || batch.errorOutputType || !this.config.manifests.enabled) return;
-    const manifest = batch.manifest.build({
+    const body = await batch.manifest.encode({
       deliveryStream: this.context.deliveryStreamName,
       bucket: this.config.bucket,
       key: objectKey,
       encoding: batch.encoding,
       delimiter: this.config.appendNewlineDelimiter ? '\n' : '',
     });
-    const body = await encodeManifest(manifest);
     await this.client.send(
       new PutObjectCommand({ Bucket: this.config.bucket, Key: manifestKey(this.config.manifests.prefix, objectKey, batch.oldestArrivalTimestamp), Body: body, ContentType: 'application/gzip', ...this.sse }),
       { abortSignal: signal },

@@ -48,6 +48,15 @@ export interface Manifest {
   };
 }
 
+/** What a manifest says of its object besides its records. */
+export interface ManifestObject {
+  deliveryStream: string;
+  bucket: string;
+  key: string;
+  encoding: Encoding;
+  delimiter: string;
+}
+
 export interface ManifestEntry {
   readonly offset: number;
   readonly length: number;
@@ -116,6 +125,88 @@ class StringColumn {
   at(i: number): string {
     return this.bytes.toString('utf8', i === 0 ? 0 : this.ends.at(i - 1), this.ends.at(i));
   }
+
+  /** The column as a JSON array of strings, its bytes copied as they are unless one needs escaping. */
+  writeJson(out: JsonBytes): void {
+    out.byte(0x5b);
+    for (let i = 0, start = 0; i < this.ends.length; i++) {
+      const end = this.ends.at(i);
+      if (i > 0) out.byte(0x2c);
+      let plain = true;
+      for (let j = start; j < end; j++) {
+        const c = this.bytes[j]!;
+        if (c === 0x22 || c === 0x5c || c < 0x20) {
+          plain = false;
+          break;
+        }
+      }
+      if (plain) {
+        out.byte(0x22);
+        out.bytesOf(this.bytes, start, end);
+        out.byte(0x22);
+      } else out.text(JSON.stringify(this.at(i)));
+      start = end;
+    }
+    out.byte(0x5d);
+  }
+}
+
+/** JSON written as bytes into one growing buffer: a manifest's columns without a string per record. */
+class JsonBytes {
+  private buffer = Buffer.allocUnsafe(1 << 20);
+  private used = 0;
+
+  private room(bytes: number): void {
+    if (this.used + bytes <= this.buffer.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.used + bytes));
+    this.buffer.copy(grown, 0, 0, this.used);
+    this.buffer = grown;
+  }
+
+  byte(b: number): void {
+    this.room(1);
+    this.buffer[this.used++] = b;
+  }
+
+  bytesOf(source: Buffer, start: number, end: number): void {
+    this.room(end - start);
+    this.used += source.copy(this.buffer, this.used, start, end);
+  }
+
+  text(value: string): void {
+    this.room(value.length * 3);
+    this.used += this.buffer.write(value, this.used, 'utf8');
+  }
+
+  /** A non-negative integer below 2^53 digit by digit; anything else as JSON writes it. */
+  number(n: number): void {
+    if (!(Number.isSafeInteger(n) && n >= 0)) {
+      this.text(JSON.stringify(n));
+      return;
+    }
+    this.room(16);
+    if (n === 0) {
+      this.buffer[this.used++] = 0x30;
+      return;
+    }
+    let digits = 0;
+    for (let m = n; m > 0; m = Math.floor(m / 10)) digits++;
+    for (let i = digits - 1, m = n; i >= 0; i--, m = Math.floor(m / 10)) this.buffer[this.used + i] = 0x30 + (m % 10);
+    this.used += digits;
+  }
+
+  numbers(count: number, at: (i: number) => number, minus = 0): void {
+    this.byte(0x5b);
+    for (let i = 0; i < count; i++) {
+      if (i > 0) this.byte(0x2c);
+      this.number(at(i) - minus);
+    }
+    this.byte(0x5d);
+  }
+
+  get bytes(): Buffer {
+    return this.buffer.subarray(0, this.used);
+  }
 }
 
 /**
@@ -181,7 +272,46 @@ export class ManifestBuilder {
     this.excluded.add(index);
   }
 
-  build(object: { deliveryStream: string; bucket: string; key: string; encoding: Encoding; delimiter: string }): Manifest {
+  /**
+   * The manifest gzip'd, as encodeManifest(build(object)) gives it, but written as bytes straight
+   * from the columns: building it as arrays of numbers and strings cost a string per record at
+   * every seal (2.5 % of the read path's main thread, and the collector's time besides).
+   */
+  encode(object: ManifestObject): Promise<Buffer> {
+    if (this.excluded.size > 0) return encodeManifest(this.build(object));
+    const n = this.length.length;
+    let rawBytes = 0;
+    for (let i = 0; i < n; i++) rawBytes += this.length.at(i) + object.delimiter.length;
+    const first = n === 0 ? 0 : this.firstArrival;
+    const head = JSON.stringify({
+      format: 'firehose-manifest',
+      version: 1,
+      ...object,
+      records: n,
+      rawBytes,
+      firstArrival: first,
+      lastArrival: n === 0 ? 0 : this.lastArrival,
+      shards: this.shards,
+    });
+    const out = new JsonBytes();
+    out.text(head.slice(0, -1));
+    out.text(',"columns":{"shard":');
+    out.numbers(n, (i) => this.shard.at(i));
+    out.text(',"sequenceNumber":');
+    this.sequenceNumber.writeJson(out);
+    out.text(',"subSequenceNumber":');
+    out.numbers(n, (i) => this.subSequenceNumber.at(i));
+    out.text(',"partitionKey":');
+    this.partitionKey.writeJson(out);
+    out.text(',"arrival":');
+    out.numbers(n, (i) => this.arrivalAt.at(i), first);
+    out.text(',"length":');
+    out.numbers(n, (i) => this.length.at(i));
+    out.text('}}');
+    return gzipAsync(out.bytes, { level: 6 });
+  }
+
+  build(object: ManifestObject): Manifest {
     const n = this.length.length;
     const sequences = Array.from({ length: n }, (_, i) => this.sequenceNumber.at(i));
     // Taking records out breaks the chain of sequence differences: then every one is written whole.

@@ -59,7 +59,7 @@ const DATA = 1;
 const PARTITION_KEY = 2;
 const SEQUENCE_NUMBER = 3;
 const ARRIVAL = 4;
-const RECORD_KEYS: ReadonlyArray<readonly [Buffer, number]> = [
+const RECORD_KEYS: ReadonlyArray<readonly [Uint8Array, number]> = [
   [Buffer.from('Data'), DATA],
   [Buffer.from('PartitionKey'), PARTITION_KEY],
   [Buffer.from('SequenceNumber'), SEQUENCE_NUMBER],
@@ -69,8 +69,14 @@ const RECORD_KEYS: ReadonlyArray<readonly [Buffer, number]> = [
 /** Which of a record's fields the key at [start, end) names (0: one not read), matched by its bytes. */
 function recordKey(body: Buffer, start: number, end: number): number {
   const length = end - start;
-  for (const [name, code] of RECORD_KEYS) if (name.length === length && body[start] === name[0] && name.compare(body, start, end) === 0) return code;
+  for (const [name, code] of RECORD_KEYS) if (name.length === length && sameBytes(body, start, name, 0, length)) return code;
   return 0;
+}
+
+/** A few bytes compared in place (Buffer.compare's native call costs more than the loop for keys). */
+function sameBytes(a: Uint8Array, aStart: number, b: Uint8Array, bStart: number, length: number): boolean {
+  for (let i = 0; i < length; i++) if (a[aStart + i] !== b[bStart + i]) return false;
+  return true;
 }
 
 /**
@@ -108,7 +114,7 @@ function readRecords(scan: Scanner, body: Buffer, into: RecordColumns): void {
           into.used += n;
         } else if (field === PARTITION_KEY) {
           const [start, end, keyEscaped] = scan.rawKey();
-          if (!keyEscaped && end - start === previousKeyEnd - previousKeyStart && body.compare(body, previousKeyStart, previousKeyEnd, start, end) === 0) partitionKey = previousKey;
+          if (!keyEscaped && end - start === previousKeyEnd - previousKeyStart && sameBytes(body, start, body, previousKeyStart, end - start)) partitionKey = previousKey;
           else {
             partitionKey = keyEscaped ? (JSON.parse(body.toString('utf8', start - 1, end + 1)) as string) : body.toString('utf8', start, end);
             if (!keyEscaped) {
