@@ -30,7 +30,7 @@ const gzipAsync = promisify(gzip);
 const gzipOptions = (raw: Buffer) => ({ level: zlibConstants.Z_DEFAULT_COMPRESSION, chunkSize: Math.max(16 * 1024, Math.min(1 << 20, 2 ** Math.ceil(Math.log2(raw.length / 3 + 1)))) });
 
 /**
- * At most one chunk per core is being compressed; the others wait their turn in order. Without a
+ * About one chunk per core is being compressed; the others wait their turn in order. Without a
  * bound, every chunk submitted while catching up (76 at once, measured) was compressed at the same
  * time, piece by piece: each held its raw bytes and its output until all were nearly done, and 76
  * deflate states thrashed the caches.
@@ -54,7 +54,11 @@ class CompressionQueue {
   }
 }
 
-const compression = new CompressionQueue(availableParallelism() + 2);
+// One more than the cores, so that the pool never waits for a busy event loop to hand it the next
+// chunk; and one of libuv's threads (4 unless UV_THREADPOOL_SIZE says otherwise) left for DNS
+// lookups and file reads.
+const poolThreads = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+const compression = new CompressionQueue(Math.max(1, Math.min(availableParallelism() + 1, poolThreads - 1)));
 
 export const codecs: Readonly<Record<Encoding, Codec>> = {
   UNCOMPRESSED: { extension: '', contentType: 'application/octet-stream', encodeChunk: (raw) => Promise.resolve(raw) },
