@@ -150,7 +150,8 @@ export class ChunkedEncoder {
         if (this.recyclable) recycle(chunk);
         this.onChunkEncoded?.(rawBytes, encoded.length);
       },
-      () => undefined,
+      // Not compressed after all: memory still holds the raw bytes, but the compressor is done with them.
+      () => this.onChunkEncoded?.(rawBytes, rawBytes),
     );
     // Rejections are reported by finish(); this keeps an early one from being "unhandled".
     part.catch(() => undefined);
