@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { startKinesisProtocolServer } from '../bench/kinesis-server.js';
 import { ManualClock } from '../src/clock.js';
@@ -7,6 +9,10 @@ import { silentLogger } from '../src/log.js';
 import { startService } from '../src/service.js';
 import { MiB } from '../src/units.js';
 import { checkpoints, suitePeers, waitFor } from './helpers/harness.js';
+import type { SourceRecord } from '../src/records.js';
+
+setFlagsFromString('--expose-gc');
+const collectGarbage = runInNewContext('gc') as () => void;
 
 const BUCKET = 'bounded';
 
@@ -81,6 +87,49 @@ deliveryStreams:
       expect(service.budget.peakHeld).toBeLessThanOrEqual(service.budget.limit);
       await waitFor(async () => (await checkpoints(peers.redisClient, 'catchup'))[kinesis.shardId(0)] === kinesis.sequenceNumber(0, total - 1), 10_000, 'the checkpoint at the last record');
     } finally {
+      expect(await service.stop()).toBe(true);
+      await kinesis.close();
+    }
+  });
+
+  it('a reader waiting for room holds no response: once its records are copied into the buffers, every response\'s bytes can be collected', async () => {
+    const shards = 6;
+    const pool = Array.from({ length: 64 }, () => randomBytes(9_000));
+    const kinesis = await startKinesisProtocolServer({ shards, bytesPerSecondPerShard: 200 * MiB, offerMs: 100, startInMs: 0, pool });
+    await new Promise((resolve) => setTimeout(resolve, 200)); // 20 MB behind on each shard: two responses
+    const clock = new ManualClock();
+    const service = await startService(parseConfig(yaml('waiting', kinesis.endpoint, 128, 64, 'UNCOMPRESSED')), { log: silentLogger, clock });
+    const stream = service.streams[0]!;
+    const budget = service.budget;
+    // Each response's bytes are one buffer: watch them without keeping them.
+    const responses: WeakRef<ArrayBufferLike>[] = [];
+    const accept = stream.accept.bind(stream);
+    let frozen = false;
+    stream.accept = (records: readonly SourceRecord[], ...rest) => {
+      responses.push(new WeakRef(records[0]!.data.buffer));
+      accept(records, ...rest);
+      // After as many reads as shards, every reader's next reservation waits: they stop right after handing records on.
+      if (!frozen && responses.length >= shards) {
+        frozen = true;
+        budget.take(budget.limit);
+      }
+    };
+    try {
+      await waitFor(() => frozen, 30_000, 'readers reading');
+      await new Promise((resolve) => setTimeout(resolve, 1_000)); // every reader at its next reservation
+      expect(budget.pausedMs).toBeGreaterThan(0);
+      for (let i = 0; i < 3; i++) {
+        collectGarbage();
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const alive = responses.filter((r) => r.deref() !== undefined).length;
+      expect({ responses: responses.length, alive }).toEqual({ responses: responses.length, alive: 0 });
+    } finally {
+      if (frozen) budget.give(budget.limit);
+      const total = Array.from({ length: shards }, (_, s) => kinesis.offered(s)).reduce((a, b) => a + b, 0);
+      await waitFor(() => stream.stats.recordsRead === total, 60_000, 'the rest read');
+      clock.advance(60_000);
+      await waitFor(() => stream.stats.recordsDelivered === total, 30_000, 'every record delivered');
       expect(await service.stop()).toBe(true);
       await kinesis.close();
     }
