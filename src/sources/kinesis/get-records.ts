@@ -116,7 +116,7 @@ function readRecords(scan: Scanner, body: Buffer, into: RecordColumns): void {
           const [start, end, keyEscaped] = scan.rawKey();
           if (!keyEscaped && end - start === previousKeyEnd - previousKeyStart && sameBytes(body, start, body, previousKeyStart, end - start)) partitionKey = previousKey;
           else {
-            partitionKey = keyEscaped ? (JSON.parse(body.toString('utf8', start - 1, end + 1)) as string) : body.toString('utf8', start, end);
+            partitionKey = scan.text(start, end, keyEscaped);
             if (!keyEscaped) {
               previousKeyStart = start;
               previousKeyEnd = end;
@@ -203,7 +203,7 @@ class Scanner {
     return this.at;
   }
 
-  /** A string's contents as a byte range, and whether it has escapes. */
+  /** A string's contents as a byte range, and whether it has escapes (a key, a partition key, any string). */
   rawKey(): [number, number, boolean] {
     this.expect(QUOTE);
     const start = this.at;
@@ -322,23 +322,13 @@ class Scanner {
   }
 
   string(): string {
-    this.expect(QUOTE);
-    const start = this.at;
-    let i = start;
-    let escaped = false;
-    for (;;) {
-      const c = this.bytes[i];
-      if (c === undefined) throw new MalformedResponse('an unterminated string in a GetRecords response');
-      if (c === BACKSLASH) {
-        escaped = true;
-        i += 2;
-        continue;
-      }
-      if (c === QUOTE) break;
-      i++;
-    }
-    this.at = i + 1;
-    return escaped ? (JSON.parse(this.bytes.toString('utf8', start - 1, i + 1)) as string) : this.bytes.toString('utf8', start, i);
+    const [start, end, escaped] = this.rawKey();
+    return this.text(start, end, escaped);
+  }
+
+  /** A string's contents from its byte range: as they are, or through JSON.parse when it has escapes. */
+  text(start: number, end: number, escaped: boolean): string {
+    return escaped ? (JSON.parse(this.bytes.toString('utf8', start - 1, end + 1)) as string) : this.bytes.toString('utf8', start, end);
   }
 
   nullableString(): string | undefined {
