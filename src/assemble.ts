@@ -16,12 +16,6 @@ import { MiB } from './units.js';
 /** What the default budget keeps for GetRecords responses being read (a few 10 MB responses). */
 const READS_IN_FLIGHT_BYTES = 32 * MiB;
 
-/**
- * What one stream's buffers hold at most, by default: twice a buffer (one filling while the previous
- * one is delivered). A GZIP buffer holds its compressed bytes, about a quarter of its size for JSON
- * (a 128 MB buffer of logs: 28 MB), plus the raw chunks being compressed; should its records
- * compress less, backpressure seals it before its size. Everything else holds the records whole.
- */
 /** runtime.memoryBudgetInMBs when it is not set: what the streams' buffers hold, and reads in flight. */
 export function defaultBudgetBytes(pipelines: readonly PipelineSettings[]): number {
   let held = 0;
@@ -29,6 +23,12 @@ export function defaultBudgetBytes(pipelines: readonly PipelineSettings[]): numb
   return held + READS_IN_FLIGHT_BYTES;
 }
 
+/**
+ * What one stream's buffers hold at most, by default: twice a buffer (one filling while the previous
+ * one is delivered). A GZIP buffer holds its compressed bytes, about a quarter of its size for JSON
+ * (a 128 MB buffer of logs: 28 MB), plus the raw chunks being compressed; should its records
+ * compress less, backpressure seals it before its size. Everything else holds the records whole.
+ */
 function defaultHeldBytes(pipeline: PipelineSettings): number {
   const { buffer } = pipeline;
   const compressed = buffer.encoding === 'GZIP' && !pipeline.recordOriented;
@@ -36,12 +36,12 @@ function defaultHeldBytes(pipeline: PipelineSettings): number {
   return 2 * Math.ceil(one);
 }
 
-/** What the delivery streams of one process share: connections, the byte budget, the conversion threads. */
 /** A worker's name unless `--worker-id` gives one: unique per process on a host. */
 export function defaultWorkerId(): string {
   return `${hostname()}:${process.pid}`;
 }
 
+/** What the delivery streams of one process share: connections, the byte budget, the conversion threads. */
 export class SharedResources {
   readonly budget: ByteBudget;
   readonly deadLetterQueues: DeadLetterQueue[] = [];

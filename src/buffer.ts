@@ -39,12 +39,6 @@ export class Holding {
     this.held += bytes;
   }
 
-  /** Memory now holds `to` bytes in place of `from` (a record's bytes were transformed, say). */
-  resize(from: number, to: number): void {
-    this.budget?.resize(from, to);
-    this.held += to - from;
-  }
-
   /** A chunk of `raw` bytes was handed to the compressor. */
   encoding(raw: number): void {
     this.budget?.compressing(raw);
@@ -53,7 +47,8 @@ export class Holding {
   /** A chunk handed to the compressor is compressed: memory holds `encoded` bytes in its place. */
   encoded(raw: number, encoded: number): void {
     this.budget?.compressed(raw);
-    this.resize(raw, encoded);
+    this.budget?.resize(raw, encoded);
+    this.held += encoded - raw;
   }
 
   /** The batch reached its end: memory lets go of everything it held. */

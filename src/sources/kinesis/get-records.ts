@@ -104,16 +104,17 @@ function readRecords(scan: Scanner, body: Buffer, into: RecordColumns): void {
     scan.expect(0x7b);
     if (scan.peekByte() !== 0x7d) {
       for (;;) {
-        const [keyStart, keyEnd, escaped] = scan.rawKey();
+        scan.stringRange();
+        const field = scan.escaped ? 0 : recordKey(body, scan.start, scan.end);
         scan.expect(0x3a);
-        const field = escaped ? 0 : recordKey(body, keyStart, keyEnd);
         if (field === DATA) {
-          const [start, end] = scan.rawString();
-          const n = decodeBase64(body, start, end, into.out, into.used);
+          scan.base64Range();
+          const n = decodeBase64(body, scan.start, scan.end, into.out, into.used);
           bytes = into.out.subarray(into.used, into.used + n);
           into.used += n;
         } else if (field === PARTITION_KEY) {
-          const [start, end, keyEscaped] = scan.rawKey();
+          scan.stringRange();
+          const { start, end, escaped: keyEscaped } = scan;
           if (!keyEscaped && end - start === previousKeyEnd - previousKeyStart && sameBytes(body, start, body, previousKeyStart, end - start)) partitionKey = previousKey;
           else {
             partitionKey = scan.text(start, end, keyEscaped);
@@ -203,8 +204,13 @@ class Scanner {
     return this.at;
   }
 
-  /** A string's contents as a byte range, and whether it has escapes (a key, a partition key, any string). */
-  rawKey(): [number, number, boolean] {
+  /** The last string range read: its contents' bytes [start, end), and whether it has escapes. */
+  start = 0;
+  end = 0;
+  escaped = false;
+
+  /** Reads a string's contents as a byte range into start/end/escaped (no array per string). */
+  stringRange(): void {
     this.expect(QUOTE);
     const start = this.at;
     let i = start;
@@ -221,7 +227,9 @@ class Scanner {
       i++;
     }
     this.at = i + 1;
-    return [start, i, escaped];
+    this.start = start;
+    this.end = i;
+    this.escaped = escaped;
   }
 
   /**
@@ -311,19 +319,21 @@ class Scanner {
     }
   }
 
-  /** The byte range of a string's contents (no escapes allowed: base64 has none). */
-  rawString(): [number, number] {
+  /** A base64 string's byte range into start/end (no escapes in base64: the next quote ends it). */
+  base64Range(): void {
     this.expect(QUOTE);
     const start = this.at;
     const end = this.bytes.indexOf(QUOTE, start);
     if (end < 0) throw new MalformedResponse('an unterminated string in a GetRecords response');
     this.at = end + 1;
-    return [start, end];
+    this.start = start;
+    this.end = end;
+    this.escaped = false;
   }
 
   string(): string {
-    const [start, end, escaped] = this.rawKey();
-    return this.text(start, end, escaped);
+    this.stringRange();
+    return this.text(this.start, this.end, this.escaped);
   }
 
   /** A string's contents from its byte range: as they are, or through JSON.parse when it has escapes. */

@@ -455,6 +455,9 @@ export class KinesisSource implements Source, LeaseHolder {
         read = await this.readAndHandOn(shardId, { ShardIterator: iterator, Limit: limitFor() }, reservation, signal, lease, progress);
         failures = 0;
       } catch (err) {
+        // Not a failed read: the pipeline refused its records. Retrying the read would leave the
+        // records it did take holding the shard's checkpoint back; this ends the reader, as before.
+        if (err instanceof HandOnError) throw err.cause;
         if (signal.aborted) break;
         const name = awsErrorName(err);
         if (name === 'ExpiredIteratorException') {
@@ -516,7 +519,11 @@ export class KinesisSource implements Source, LeaseHolder {
       summary.lastSequenceNumber = response.sequenceNumbers[count - 1]!;
       for (const data of response.data) if (data.length > summary.largestRecord) summary.largestRecord = data.length;
     }
-    this.handOn(shardId, response, progress);
+    try {
+      this.handOn(shardId, response, progress);
+    } catch (err) {
+      throw new HandOnError(err);
+    }
     return summary;
   }
 
@@ -574,6 +581,13 @@ export class KinesisSource implements Source, LeaseHolder {
 
 function parentsOf(shard: Shard): string[] {
   return [shard.ParentShardId, shard.AdjacentParentShardId].filter((p): p is string => !!p);
+}
+
+/** Thrown while a read's records were handed on, after the read itself succeeded. */
+class HandOnError extends Error {
+  constructor(cause: unknown) {
+    super('handing records on failed', { cause });
+  }
 }
 
 interface ReadSummary {
