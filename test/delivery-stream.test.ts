@@ -1,5 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShardProgress, type Segment } from '../src/ack.js';
+import { ByteBudget } from '../src/budget.js';
 import { ManualClock } from '../src/clock.js';
 import { DeliveryStream } from '../src/delivery-stream.js';
 import { DeliveryError, type DeliveryReceipt, type Destination, type EncodedBatch, type ItemFailure } from '../src/destination.js';
@@ -7,6 +9,7 @@ import type { DeadLetter, DeadLetterParking, ParkResult } from '../src/dlq.js';
 import { silentLogger } from '../src/log.js';
 import type { PipelineSettings } from '../src/pipeline-settings.js';
 import type { RecordSink, Source, SourceRecord } from '../src/records.js';
+import { TransformPool } from '../src/transform/pool.js';
 
 /**
  * The delivery path driven by hand: a source that hands on what the test gives it, a destination
@@ -93,7 +96,7 @@ const recordOriented = (retrySeconds: number): PipelineSettings => ({
   retry: { durationMs: retrySeconds * 1000, errorOutputType: 'http-endpoint-failed' },
 });
 
-function setUp(pipeline: PipelineSettings, answer: Answer, parking?: MemoryParking) {
+function setUp(pipeline: PipelineSettings, answer: Answer, parking?: MemoryParking, extra: { budget?: ByteBudget; transforms?: TransformPool } = {}) {
   const clock = new ManualClock();
   const source = new HandSource();
   const destination = new HandDestination(clock, answer);
@@ -109,6 +112,7 @@ function setUp(pipeline: PipelineSettings, answer: Answer, parking?: MemoryParki
     identity: { region: 'us-east-1', deliveryStreamArn: 'arn', source: { event: {} } },
     clock,
     log: silentLogger,
+    ...extra,
   });
   void stream.start();
   return { clock, source, destination, errorOutput, stream };
@@ -222,5 +226,53 @@ describe('delivery with retries, on a manual clock', () => {
     await advanceUntil(clock, () => source.progress.checkpoint === '2');
     expect(parking.parked.map((l) => Buffer.from(l.data, 'base64').toString())).toEqual(['tiny']);
     expect(stream.stats.recordsToErrorOutput).toBe(1);
+  });
+});
+
+describe('backpressure, on a manual clock', () => {
+  const blueprint = fileURLToPath(new URL('./fixtures/transforms/blueprint.js', import.meta.url));
+  let pool: TransformPool;
+  beforeAll(async () => {
+    pool = new TransformPool(blueprint, 1, {}, silentLogger);
+    await pool.start();
+  });
+  afterAll(async () => {
+    await pool.close();
+  });
+
+  const MiB = 1024 * 1024;
+  const transformed: PipelineSettings = {
+    ...recordOriented(10),
+    processing: { transform: { module: blueprint, numberOfRetries: 0, bufferSizeBytes: 8 * MiB, bufferIntervalMs: 60_000, timeoutMs: 5_000, concurrency: 1, environment: {} } },
+  };
+  /** A reader asks for more room than is left, and waits: the pressure every delivery stream hears. */
+  function readerWaits(budget: ByteBudget): AbortController {
+    const giveUp = new AbortController();
+    void budget.reserve(budget.limit, giveUp.signal);
+    return giveUp;
+  }
+
+  it('a reader waiting for room invokes the transform early only when its buffer holds a good share of the budget (not a small invocation each time)', async () => {
+    const budget = new ByteBudget(16 * MiB);
+    budget.take(1); // something is held, so the reservation below has to wait
+    const { source, stream, destination } = setUp(transformed, () => ({ location: 'ok' }), undefined, { budget, transforms: pool });
+    const payload = 'x'.repeat(64 * 1024);
+    source.put(Array.from({ length: 16 }, () => payload)); // 1 MiB: a sixteenth of the budget
+    const small = readerWaits(budget);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(stream.transform!.stats.invocations).toBe(0);
+    expect(stream.transform!.pending).toBe(16);
+    small.abort();
+
+    source.put(Array.from({ length: 48 }, () => payload)); // 4 MiB: a quarter
+    const share = readerWaits(budget);
+    await stream.transform!.drain();
+    expect(stream.transform!.stats.invocations).toBe(1);
+    expect(stream.transform!.pending).toBe(0);
+    expect(stream.stats.backpressureSeals).toBe(1);
+    share.abort();
+    stream.flush();
+    await stream.stop(5_000);
+    expect(destination.attempts.flatMap((a) => a.records)).toEqual(Array.from({ length: 64 }, () => payload.toUpperCase()));
   });
 });

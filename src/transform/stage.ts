@@ -76,6 +76,11 @@ export class TransformStage {
     return this.pendingRecords.length;
   }
 
+  /** Bytes of the records waiting for an invocation. */
+  get pendingSize(): number {
+    return this.pendingBytes;
+  }
+
   accept(record: SourceRecord): void {
     if (this.pendingRecords.length === 0) this.timer = this.clock.setTimeout(() => this.flush(), this.processor.bufferIntervalMs);
     this.pendingRecords.push(record);
