@@ -26,13 +26,14 @@ export function defaultBudgetBytes(pipelines: readonly PipelineSettings[]): numb
 /**
  * What one stream's buffers hold at most, by default: twice a buffer (one filling while the previous
  * one is delivered). A GZIP buffer holds its compressed bytes, about a quarter of its size for JSON
- * (a 128 MB buffer of logs: 28 MB), plus the raw chunks being compressed; should its records
- * compress less, backpressure seals it before its size. Everything else holds the records whole.
+ * (a 128 MB buffer of logs: 28 MB), a Parquet one its encoded row groups, about a third (38 MB),
+ * plus the raw chunks being encoded; should its records compress less, backpressure seals it
+ * before its size. Everything else holds the records whole.
  */
 function defaultHeldBytes(pipeline: PipelineSettings): number {
   const { buffer } = pipeline;
-  const compressed = buffer.encoding === 'GZIP' && !pipeline.recordOriented;
-  const one = compressed ? Math.max(buffer.sizeBytes / 4, 8 * MiB) : buffer.sizeBytes;
+  const shrinks = buffer.encoding === 'PARQUET' ? 3 : buffer.encoding === 'GZIP' && !pipeline.recordOriented ? 4 : 1;
+  const one = shrinks > 1 ? Math.max(buffer.sizeBytes / shrinks, 8 * MiB) : buffer.sizeBytes;
   return 2 * Math.ceil(one);
 }
 

@@ -156,8 +156,8 @@ export class DeliveryStream implements RecordSink {
     const conversion = pipeline.conversion;
     if (conversion) {
       if (!conversions) throw new Error('format conversion is configured but no conversion pool was given');
-      return (acks: Acknowledgements, _holding: Holding, manifest: ManifestBuilder | undefined) =>
-        new ParquetEncoder(conversions, conversion, acks, (record, message) =>
+      return (acks: Acknowledgements, holding: Holding, manifest: ManifestBuilder | undefined) =>
+        new ParquetEncoder(conversions, conversion, acks, holding, (record, message) =>
           this.ends.failed(record, { errorOutputType: 'format-conversion-failed', code: 'DataFormatConversion.MalformedData', message, attemptsMade: 1, endedAt: clock.now() }, true),
           this.stats,
           manifest,

@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log.js';
+import type { EncodedRowGroup } from './row-group.js';
 import type { FromWorker, SessionSpec, ToWorker } from './worker.js';
 
 // Tests run the TypeScript sources; the worker thread runs the build (which `npm test` makes first).
@@ -7,18 +8,26 @@ const workerScript = import.meta.url.endsWith('.ts')
   ? new URL('../../dist/src/conversion/worker.js', import.meta.url)
   : new URL('./worker.js', import.meta.url);
 
-export interface SessionEvents {
-  chunkDone(chunk: number, failures: Array<{ index: number; message: string }>): void;
-  finished(parts: Uint8Array[], rows: number): void;
-  failed(message: string): void;
+interface Job {
+  readonly id: number;
+  readonly spec: number;
+  readonly payload: Uint8Array;
+  readonly ends: Uint32Array;
+  resolve(group: EncodedRowGroup): void;
+  reject(err: Error): void;
 }
 
-/** Conversion threads; each open Parquet file (a session) lives on one of them. */
+/**
+ * Conversion threads, each encoding one row group at a time, taken in order from one queue: a
+ * file's row groups are converted on every thread at once, and no thread idles while another has
+ * a backlog.
+ */
 export class ConversionPool {
-  private readonly workers: Worker[] = [];
-  private readonly sessions = new Map<number, { worker: Worker; events: SessionEvents }>();
-  private nextSession = 1;
-  private nextWorker = 0;
+  private readonly idle: Worker[] = [];
+  private readonly running = new Map<Worker, Job>();
+  private readonly queue: Job[] = [];
+  private readonly specs = new Map<SessionSpec, number>();
+  private nextJob = 1;
   private closed = false;
 
   constructor(
@@ -30,29 +39,38 @@ export class ConversionPool {
     for (let i = 0; i < this.size; i++) this.spawn();
   }
 
-  open(spec: SessionSpec, events: SessionEvents): number {
-    const worker = this.workers[this.nextWorker++ % this.workers.length]!;
-    const session = this.nextSession++;
-    this.sessions.set(session, { worker, events });
-    this.post(worker, { type: 'open', session, spec });
-    return session;
-  }
-
-  /** The chunk's bytes are moved to the thread, not copied. */
-  chunk(session: number, chunk: number, payload: Uint8Array, ends: Uint32Array): void {
-    const s = this.sessions.get(session);
-    if (!s) return;
-    this.post(s.worker, { type: 'chunk', session, chunk, payload, ends }, [payload.buffer as ArrayBuffer, ends.buffer as ArrayBuffer]);
-  }
-
-  finish(session: number): void {
-    const s = this.sessions.get(session);
-    if (s) this.post(s.worker, { type: 'finish', session });
+  /** Encodes these records (`ends[i]` is where record i ends) as one row group; the bytes are moved to the thread, not copied. */
+  encode(spec: SessionSpec, payload: Uint8Array, ends: Uint32Array): Promise<EncodedRowGroup> {
+    if (this.closed) return Promise.reject(new Error('the conversion pool is closed'));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ id: this.nextJob++, spec: this.specId(spec), payload, ends, resolve, reject });
+      this.dispatch();
+    });
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    for (const job of this.queue.splice(0)) job.reject(new Error('the conversion pool is closed'));
+    await Promise.all([...this.idle, ...this.running.keys()].map((w) => w.terminate()));
+  }
+
+  private specId(spec: SessionSpec): number {
+    let id = this.specs.get(spec);
+    if (id === undefined) {
+      id = this.specs.size + 1;
+      this.specs.set(spec, id);
+      for (const worker of [...this.idle, ...this.running.keys()]) this.post(worker, { type: 'spec', spec: id, value: spec });
+    }
+    return id;
+  }
+
+  private dispatch(): void {
+    while (this.idle.length > 0 && this.queue.length > 0) {
+      const worker = this.idle.pop()!;
+      const job = this.queue.shift()!;
+      this.running.set(worker, job);
+      this.post(worker, { type: 'row-group', job: job.id, spec: job.spec, payload: job.payload, ends: job.ends }, [job.payload.buffer as ArrayBuffer, job.ends.buffer as ArrayBuffer]);
+    }
   }
 
   private post(worker: Worker, message: ToWorker, transfer: ArrayBuffer[] = []): void {
@@ -61,26 +79,28 @@ export class ConversionPool {
 
   private spawn(): void {
     const worker = new Worker(workerScript);
-    this.workers.push(worker);
+    for (const [spec, id] of this.specs) this.post(worker, { type: 'spec', spec: id, value: spec });
+    this.idle.push(worker);
     worker.on('message', (message: FromWorker) => {
-      const s = this.sessions.get(message.session);
-      if (!s) return;
-      if (message.type === 'chunk-done') s.events.chunkDone(message.chunk, message.failures);
-      else {
-        this.sessions.delete(message.session);
-        if (message.type === 'finished') s.events.finished(message.parts, message.rows);
-        else s.events.failed(message.message);
-      }
+      const job = this.running.get(worker);
+      if (!job || job.id !== message.job) return;
+      this.running.delete(worker);
+      this.idle.push(worker);
+      if (message.type === 'row-group') job.resolve(message.group);
+      else job.reject(new Error(message.message));
+      this.dispatch();
     });
     worker.on('error', (err) => this.log.error('conversion thread failed', { error: err }));
     worker.on('exit', (code) => {
-      this.workers.splice(this.workers.indexOf(worker), 1);
-      for (const [id, s] of this.sessions) {
-        if (s.worker !== worker) continue;
-        this.sessions.delete(id);
-        s.events.failed(`the conversion thread exited (code ${code})`);
+      const idleAt = this.idle.indexOf(worker);
+      if (idleAt >= 0) this.idle.splice(idleAt, 1);
+      const job = this.running.get(worker);
+      this.running.delete(worker);
+      job?.reject(new Error(`the conversion thread exited (code ${code})`));
+      if (!this.closed) {
+        this.spawn();
+        this.dispatch();
       }
-      if (!this.closed) this.spawn();
     });
   }
 }

@@ -1,0 +1,118 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Acknowledgements, ShardProgress } from '../src/ack.js';
+import { ByteBudget } from '../src/budget.js';
+import { Holding } from '../src/buffer.js';
+import { ParquetEncoder } from '../src/conversion/encoder.js';
+import { ConversionPool } from '../src/conversion/pool.js';
+import { parseType, type SessionSpec } from '../src/conversion/types.js';
+import { silentLogger } from '../src/log.js';
+import type { SourceRecord } from '../src/records.js';
+import { waitFor } from './helpers/harness.js';
+
+const MiB = 1024 * 1024;
+const spec: SessionSpec = {
+  columns: [
+    { name: 'n', type: parseType('bigint'), nullable: false },
+    { name: 'host', type: parseType('string'), nullable: true },
+    { name: 'message', type: parseType('string'), nullable: true },
+  ],
+  deserializer: { caseInsensitive: true, columnToJsonKeyMappings: {}, convertDotsInJsonKeysToUnderscores: false },
+  compression: 'SNAPPY',
+  pageSizeBytes: 64 * 1024,
+  rowGroupBytes: MiB,
+  enableDictionaryCompression: true,
+};
+
+const MALFORMED_AT = 12_345;
+function records(count: number): SourceRecord[] {
+  const shard = new ShardProgress('shard-1', undefined, { segmentReleased() {}, progressed() {} });
+  const segment = shard.open(String(count), count, 0);
+  return Array.from({ length: count }, (_, n) => ({
+    data: Buffer.from(n === MALFORMED_AT ? '{"n": "not a number"}' : JSON.stringify({ n, host: `host-${n % 7}`, message: `request ${n} served in ${n % 97} ms` })),
+    partitionKey: 'k',
+    shardId: 'shard-1',
+    sequenceNumber: String(n),
+    subSequenceNumber: 0,
+    approximateArrivalTimestamp: 0,
+    segment,
+  }));
+}
+
+async function readBack(file: Buffer): Promise<{ n: number[]; rowGroups: number }> {
+  const dir = await mkdtemp(join(tmpdir(), 'firehose-parquet-encoder-'));
+  const path = join(dir, 'object.parquet');
+  await writeFile(path, file);
+  const db = await DuckDBInstance.create(':memory:');
+  const connection = await db.connect();
+  try {
+    const rows = (await connection.runAndReadAll(`SELECT CAST(n AS INTEGER) AS n FROM read_parquet('${path}')`)).getRowObjectsJson();
+    const groups = (await connection.runAndReadAll(`SELECT count(DISTINCT row_group_id) AS g FROM parquet_metadata('${path}')`)).getRowObjectsJson();
+    return { n: rows.map((r) => Number(r.n)), rowGroups: Number(groups[0]!.g) };
+  } finally {
+    connection.closeSync();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+describe('Parquet encoder: row groups converted on every thread, the budget holding what memory does', () => {
+  let pool: ConversionPool;
+  beforeAll(() => {
+    pool = new ConversionPool(2, silentLogger);
+    pool.start();
+  });
+  afterAll(async () => {
+    await pool.close();
+  });
+
+  it('a file of many row groups encoded on two threads at once reads back whole and in order; its buffer holds encoded bytes once each row group is converted', async () => {
+    const budget = new ByteBudget(256 * MiB);
+    const holding = new Holding(budget);
+    const acks = new Acknowledgements();
+    const failed: Array<{ n: string; message: string }> = [];
+    const encoder = new ParquetEncoder(pool, spec, acks, holding, (record, message) => failed.push({ n: record.sequenceNumber, message }));
+    const input = records(80_000);
+    let raw = 0;
+    for (const record of input) {
+      // What a source does: it takes the bytes it reads; the buffer holds them from then on.
+      budget.take(record.data.length);
+      holding.adopt(record.data.length);
+      acks.add(record.segment);
+      encoder.append(record);
+      raw += record.data.length;
+    }
+    expect(raw).toBeGreaterThan(4 * MiB);
+    await waitFor(() => budget.compressingNow === 0 && holding.bytes < raw / 2, 30_000, 'the row groups handed to the threads converted');
+    // Only the last partial row group is still raw; the rest are held as encoded bytes.
+    expect(holding.bytes).toBeLessThan(MiB + raw / 4);
+    expect(budget.held).toBe(holding.bytes);
+
+    const file = Buffer.concat(await encoder.finish());
+    expect(file.subarray(0, 4).toString()).toBe('PAR1');
+    const { n, rowGroups } = await readBack(file);
+    expect(rowGroups).toBeGreaterThanOrEqual(4);
+    expect(n).toEqual(input.map((_, i) => i).filter((i) => i !== MALFORMED_AT));
+    expect(failed).toEqual([{ n: String(MALFORMED_AT), message: expect.stringMatching(/^n: /) as unknown as string }]);
+    holding.release();
+    expect(budget.held).toBe(0);
+  });
+
+  it('a row group the thread cannot write fails the file with the reason, and its bytes are no longer counted as being converted', async () => {
+    const budget = new ByteBudget(64 * MiB);
+    const holding = new Holding(budget);
+    const unwritable: SessionSpec = { ...spec, compression: 'LZO' as SessionSpec['compression'] };
+    const encoder = new ParquetEncoder(pool, unwritable, new Acknowledgements(), holding, () => undefined);
+    for (const record of records(100)) {
+      budget.take(record.data.length);
+      holding.adopt(record.data.length);
+      encoder.append(record);
+    }
+    await expect(encoder.finish()).rejects.toThrow(/^Parquet conversion failed: .*LZO/);
+    expect(budget.compressingNow).toBe(0);
+    holding.release();
+    expect(budget.held).toBe(0);
+  });
+});
