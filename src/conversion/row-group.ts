@@ -7,6 +7,7 @@
  */
 import { gzipSync } from 'node:zlib';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
+import { snappyCompress } from './snappy.js';
 import { CoercionError, parseJsonExact, parquetSchema, rowOf, type SessionSpec } from './types.js';
 
 /** "PAR1": the file's first four bytes, and its last. */
@@ -32,7 +33,8 @@ export interface EncodedRowGroup {
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
-const compressors = { GZIP: (bytes: Uint8Array) => new Uint8Array(gzipSync(bytes)) };
+// Synchronous gzip is right here: this runs on a conversion thread, never on the event loop.
+const compressors = { GZIP: (bytes: Uint8Array) => new Uint8Array(gzipSync(bytes)), SNAPPY: snappyCompress };
 
 function writerFor(spec: SessionSpec, writer: ByteWriter): ParquetWriter {
   return new ParquetWriter({ writer, schema: parquetSchema(spec.columns) as never, codec: spec.compression, compressors, createdBy: 'firehose (hyparquet-writer)' });
