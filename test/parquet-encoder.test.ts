@@ -28,11 +28,14 @@ const spec: SessionSpec = {
 };
 
 const MALFORMED_AT = 12_345;
+/** A record larger than a whole row group's input (Kinesis takes records up to 10 MiB). */
+const LARGER_THAN_A_ROW_GROUP_AT = 40_000;
+const LARGE_MESSAGE = 'm'.repeat(MiB + 4096);
 function records(count: number): SourceRecord[] {
   const shard = new ShardProgress('shard-1', undefined, { segmentReleased() {}, progressed() {} });
   const segment = shard.open(String(count), count, 0);
   return Array.from({ length: count }, (_, n) => ({
-    data: Buffer.from(n === MALFORMED_AT ? '{"n": "not a number"}' : JSON.stringify({ n, host: `host-${n % 7}`, message: `request ${n} served in ${n % 97} ms` })),
+    data: Buffer.from(n === MALFORMED_AT ? '{"n": "not a number"}' : JSON.stringify({ n, host: `host-${n % 7}`, message: n === LARGER_THAN_A_ROW_GROUP_AT ? LARGE_MESSAGE : `request ${n} served in ${n % 97} ms` })),
     partitionKey: 'k',
     shardId: 'shard-1',
     sequenceNumber: String(n),
@@ -42,16 +45,16 @@ function records(count: number): SourceRecord[] {
   }));
 }
 
-async function readBack(file: Buffer): Promise<{ n: number[]; rowGroups: number }> {
+async function readBack(file: Buffer): Promise<{ n: number[]; longest: number; rowGroups: number }> {
   const dir = await mkdtemp(join(tmpdir(), 'firehose-parquet-encoder-'));
   const path = join(dir, 'object.parquet');
   await writeFile(path, file);
   const db = await DuckDBInstance.create(':memory:');
   const connection = await db.connect();
   try {
-    const rows = (await connection.runAndReadAll(`SELECT CAST(n AS INTEGER) AS n FROM read_parquet('${path}')`)).getRowObjectsJson();
+    const rows = (await connection.runAndReadAll(`SELECT CAST(n AS INTEGER) AS n, length(message) AS m FROM read_parquet('${path}')`)).getRowObjectsJson();
     const groups = (await connection.runAndReadAll(`SELECT count(DISTINCT row_group_id) AS g FROM parquet_metadata('${path}')`)).getRowObjectsJson();
-    return { n: rows.map((r) => Number(r.n)), rowGroups: Number(groups[0]!.g) };
+    return { n: rows.map((r) => Number(r.n)), longest: Math.max(...rows.map((r) => Number(r.m))), rowGroups: Number(groups[0]!.g) };
   } finally {
     connection.closeSync();
     await rm(dir, { recursive: true, force: true });
@@ -68,7 +71,7 @@ describe('Parquet encoder: row groups converted on every thread, the budget hold
     await pool.close();
   });
 
-  it('a file of many row groups encoded on two threads at once reads back whole and in order; its buffer holds encoded bytes once each row group is converted', async () => {
+  it('a file of many row groups encoded on two threads at once reads back whole and in order (one record larger than a row group among them); its buffer holds encoded bytes once each row group is converted', async () => {
     const budget = new ByteBudget(256 * MiB);
     const holding = new Holding(budget);
     const acks = new Acknowledgements();
@@ -92,8 +95,9 @@ describe('Parquet encoder: row groups converted on every thread, the budget hold
 
     const file = Buffer.concat(await encoder.finish());
     expect(file.subarray(0, 4).toString()).toBe('PAR1');
-    const { n, rowGroups } = await readBack(file);
+    const { n, longest, rowGroups } = await readBack(file);
     expect(rowGroups).toBeGreaterThanOrEqual(4);
+    expect(longest).toBe(LARGE_MESSAGE.length);
     expect(n).toEqual(input.map((_, i) => i).filter((i) => i !== MALFORMED_AT));
     expect(failed).toEqual([{ n: String(MALFORMED_AT), message: expect.stringMatching(/^n: /) as unknown as string }]);
     holding.release();

@@ -52,8 +52,9 @@ export class ParquetEncoder implements Encoder {
   append(record: SourceRecord): void {
     const data = record.data;
     if (this.used + data.length > this.chunk.length) {
-      if (this.chunk.length < this.spec.rowGroupBytes || this.ends.length === 0) this.grow(this.used + data.length);
-      else this.send();
+      if (this.ends.length > 0 && this.chunk.length >= this.spec.rowGroupBytes) this.send();
+      // A first chunk growing to the row group's size, or a record larger than a row group.
+      if (this.used + data.length > this.chunk.length) this.grow(this.used + data.length);
     }
     this.chunk.set(data, this.used);
     this.used += data.length;
