@@ -4,20 +4,29 @@
  * compressor, compressed bytes and kept records waiting for delivery, error-output lines. Whoever
  * holds bytes took them and gives them back when it lets go; sources take what they read, the
  * pipeline gives it back as records move on and batches are delivered. When the budget is spent,
- * readers wait for room instead of the heap growing, and whoever listens for pressure (the delivery
- * streams) seals its open buffers, so nothing waits out an interval while reading is paused.
+ * readers wait for room instead of the heap growing, and the open buffers holding a good share of
+ * it are sealed (the delivery streams listen for pressure), so nothing waits out an interval while
+ * reading is paused.
  *
  * Readers also wait while the compressor is behind: raw chunks handed to it beyond what keeps every
  * core busy only queue up (catching up, 69 chunks of 4 MiB were seen waiting), so reading stops
  * there instead of filling the whole budget with raw bytes. That wait seals nothing: sealing
  * cannot make the compressor go faster.
  */
+/** What holds budget bytes in open buffers (a delivery stream), and can send them on when readers wait. */
+export interface PressureListener {
+  /** Bytes held in buffers that only a seal (or their interval) sends on their way. */
+  openBytes(): number;
+  /** Seals them now (flush reason `backpressure`). */
+  seal(): void;
+}
+
 export class ByteBudget {
   private used = 0;
   private compressingBytes = 0;
   private reservedBytes = 0;
   private waiters: Array<{ bytes: number; wake: () => void }> = [];
-  private readonly pressureListeners: Array<() => void> = [];
+  private readonly pressureListeners: PressureListener[] = [];
   private wakeScheduled = false;
   private pausedSince: number | undefined;
   private pausedTotalMs = 0;
@@ -82,8 +91,8 @@ export class ByteBudget {
     if (to < from) this.scheduleWake();
   }
 
-  /** Called when a reader has to wait for room: seal what holds bytes, so that they can be delivered. */
-  onPressure(listener: () => void): () => void {
+  /** Asked to seal when a reader has to wait for room, should its open buffers be among what holds it. */
+  onPressure(listener: PressureListener): () => void {
     this.pressureListeners.push(listener);
     return () => {
       const i = this.pressureListeners.indexOf(listener);
@@ -176,8 +185,29 @@ export class ByteBudget {
     else if (!this.fitsLimit(this.waiters[0]!.bytes)) this.signalPressure();
   }
 
+  /**
+   * Sealing is worth it when open buffers, across every stream, hold a good share of the budget
+   * (a quarter): what else is held — reads in flight, chunks being compressed, batches being
+   * delivered — comes back by itself. The largest are sealed first, until what stays open is under
+   * that share: five streams each holding a fifth are not left waiting for their intervals because
+   * none alone holds a quarter, and a stream with a few records is not cut small for nothing.
+   */
   private signalPressure(): void {
-    for (const listener of this.pressureListeners) listener();
+    let open = 0;
+    const holders: Array<{ listener: PressureListener; bytes: number }> = [];
+    for (const listener of this.pressureListeners) {
+      const bytes = listener.openBytes();
+      if (bytes <= 0) continue;
+      holders.push({ listener, bytes });
+      open += bytes;
+    }
+    if (open * 4 < this.limit) return;
+    holders.sort((a, b) => b.bytes - a.bytes);
+    for (const { listener, bytes } of holders) {
+      listener.seal();
+      open -= bytes;
+      if (open * 4 < this.limit) break;
+    }
   }
 
   /**

@@ -140,14 +140,15 @@ export class DeliveryStream implements RecordSink {
             failed: (record, failure) => this.ends.failed(record, failure),
           }, log, this.budget, pipeline.exactlyOnce !== undefined)
         : undefined;
-    // Readers waiting for budget: what the buffers and the transform's buffer hold can only come
-    // back once it moves on. Sealing is worth it when they hold a good share of it; responses being
-    // read are not helped, and sealing a few records would only make small objects and invocations.
-    this.stopListening = this.budget.onPressure(() => {
-      if (this.bufferedRecords === 0 && !this.transform?.pending) return;
-      if ((this.buffers.bytes + (this.transform?.pendingSize ?? 0)) * 4 < this.budget.limit) return;
-      this.stats.backpressureSeals++;
-      this.flush('backpressure');
+    // Readers waiting for budget: what the buffers and the transform's buffer hold comes back only
+    // once it moves on. The budget decides whether sealing is worth it (what is open, over every
+    // stream, against the limit) and which streams seal.
+    this.stopListening = this.budget.onPressure({
+      openBytes: () => (this.bufferedRecords === 0 && !this.transform?.pending ? 0 : this.buffers.bytes + (this.transform?.pendingSize ?? 0)),
+      seal: () => {
+        this.stats.backpressureSeals++;
+        this.flush('backpressure');
+      },
     });
   }
 

@@ -8,7 +8,7 @@ describe('the byte budget', () => {
   it('a reader waits for room, and that wait asks for the buffers to be sealed', async () => {
     const budget = new ByteBudget(20 * MiB);
     let pressure = 0;
-    budget.onPressure(() => pressure++);
+    budget.onPressure({ openBytes: () => budget.held, seal: () => pressure++ });
     budget.take(15 * MiB);
     let reserved = false;
     void budget.reserve(10 * MiB).then(() => (reserved = true));
@@ -24,7 +24,7 @@ describe('the byte budget', () => {
   it('readers wait while the compressor is behind, without sealing anything; reads in flight count, so one finished read lets one more reader in, not all', async () => {
     const budget = new ByteBudget(256 * MiB, 16 * MiB);
     let pressure = 0;
-    budget.onPressure(() => pressure++);
+    budget.onPressure({ openBytes: () => budget.held, seal: () => pressure++ });
     // 12 MiB of raw chunks handed to the compressor, 1 MiB being read: under 16, one more read may start.
     budget.take(12 * MiB);
     budget.compressing(12 * MiB);
@@ -55,7 +55,7 @@ describe('the byte budget', () => {
   it('a reader that waited for the compressor and now waits for room asks for the seal then', async () => {
     const budget = new ByteBudget(20 * MiB, 8 * MiB);
     let pressure = 0;
-    budget.onPressure(() => pressure++);
+    budget.onPressure({ openBytes: () => budget.held, seal: () => pressure++ });
     budget.take(8 * MiB);
     budget.compressing(8 * MiB);
     let reserved = false;

@@ -275,4 +275,28 @@ describe('backpressure, on a manual clock', () => {
     await stream.stop(5_000);
     expect(destination.attempts.flatMap((a) => a.records)).toEqual(Array.from({ length: 64 }, () => payload.toUpperCase()));
   });
+
+  it('streams sharing the budget: a reader waiting for room seals the largest open buffers first, though none alone holds a quarter, until what stays open is under a quarter', async () => {
+    const budget = new ByteBudget(20 * MiB);
+    const wide: PipelineSettings = { ...recordOriented(10), buffer: { ...recordOriented(10).buffer, sizeBytes: 64 * MiB, maxRecords: 100_000 } };
+    const larger = setUp(wide, () => ({ location: 'ok' }), undefined, { budget });
+    const smaller = setUp(wide, () => ({ location: 'ok' }), undefined, { budget });
+    const payload = 'x'.repeat(64 * 1024);
+    larger.source.put(Array.from({ length: 72 }, () => payload)); // 4.5 MiB open
+    smaller.source.put(Array.from({ length: 64 }, () => payload)); // 4 MiB open: 8.5 of 20 in all
+    const reader = readerWaits(budget);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(larger.stream.stats.backpressureSeals).toBe(1);
+    expect(smaller.stream.stats.backpressureSeals).toBe(0); // 4 MiB left open: under a quarter
+    await advanceUntil(larger.clock, () => larger.source.progress.checkpoint === '72');
+    expect(larger.destination.attempts.flatMap((a) => a.records)).toHaveLength(72);
+    expect(smaller.destination.attempts).toHaveLength(0);
+    reader.abort();
+    for (const { stream } of [larger, smaller]) {
+      stream.flush();
+      await stream.stop(5_000);
+    }
+    expect(smaller.source.progress.checkpoint).toBe('64');
+    expect(budget.held).toBe(0);
+  });
 });
