@@ -30,8 +30,20 @@ export function partitionKeyProblem(name: string, value: unknown): string | unde
  * record whose keys cannot be found, or cannot name a place, ends in the error output as
  * partitioning-failed — never lost, never blocking its shard.
  */
+/** One partition as its records are routed to it: its buffer's key and tags, or why it cannot be. */
+interface Partition {
+  readonly key: string;
+  readonly tags: BufferTags;
+  readonly problem: string | undefined;
+}
+
 export class Router {
   private readonly verdicts = new Map<string, string | undefined>();
+  /**
+   * Partitions by their key values: a record of a partition seen before costs one lookup, not a
+   * keys object, a JSON.stringify and a tags object of its own.
+   */
+  private readonly partitions = new Map<string, Partition>();
 
   constructor(
     private readonly settings: PipelineSettings,
@@ -52,9 +64,9 @@ export class Router {
       this.objects.append(this.perShard ? `shard:${record.shardId}` : '', NO_TAGS, record);
       return;
     }
-    let keys: Record<string, string>;
+    let partition: Partition;
     try {
-      keys = record.partitionKeys ? { ...record.partitionKeys } : this.keysOf(record, lambdaKeys, partitioning);
+      partition = record.partitionKeys ? this.partition({ ...record.partitionKeys }) : this.partitionOf(record, lambdaKeys, partitioning);
     } catch (err) {
       // Whatever went wrong, this record ends in the error output: a throw here would abandon the
       // rest of its read, whose positions could then never be released.
@@ -68,28 +80,50 @@ export class Router {
       });
       return;
     }
-    const key = JSON.stringify(keys);
-    const problem = this.check(key, keys);
-    if (problem !== undefined) {
-      this.ends.failed(record, { errorOutputType: 'partitioning-failed', code: 'DynamicPartitioning.InvalidPartitionKey', message: problem, attemptsMade: 1, endedAt: this.clock.now() });
+    if (partition.problem !== undefined) {
+      this.ends.failed(record, { errorOutputType: 'partitioning-failed', code: 'DynamicPartitioning.InvalidPartitionKey', message: partition.problem, attemptsMade: 1, endedAt: this.clock.now() });
       return;
     }
-    this.objects.append(key, { partitionKeys: keys }, record);
+    this.objects.append(partition.key, partition.tags, record);
   }
 
-  private keysOf(record: SourceRecord, lambdaKeys: Readonly<Record<string, string>> | undefined, partitioning: NonNullable<PipelineSettings['partitioning']>): Record<string, string> {
-    const keys: Record<string, string> = {};
+  /** The record's partition, from the query's values and the transform's keys, as seen before when it was. */
+  private partitionOf(record: SourceRecord, lambdaKeys: Readonly<Record<string, string>> | undefined, partitioning: NonNullable<PipelineSettings['partitioning']>): Partition {
     const query = this.settings.processing?.metadataExtraction;
-    if (query) {
-      const values = query.evaluate(JSON.parse(record.data.toString('utf8')));
-      for (const name of partitioning.queryKeys) keys[`partitionKeyFromQuery:${name}`] = values[name]!;
+    const found = query ? query.evaluate(JSON.parse(record.data.toString('utf8'))) : undefined;
+    // The values as one string: one value as it is, several joined by NUL. Two sets of values can
+    // join alike only when a value holds a NUL (which no valid one does): those are not looked up.
+    let id = '';
+    let count = 0;
+    let nul = false;
+    for (const name of partitioning.queryKeys) {
+      const value = found![name]!;
+      id = count++ === 0 ? value : `${id}\u0000${value}`;
+      nul ||= value.includes('\u0000');
     }
     for (const name of partitioning.lambdaKeys) {
       const value = lambdaKeys?.[name];
       if (value === undefined) throw new QueryError(`the transform returned no metadata.partitionKeys.${name}`);
-      keys[`partitionKeyFromLambda:${name}`] = value;
+      id = count++ === 0 ? value : `${id}\u0000${value}`;
+      nul ||= value.includes('\u0000');
     }
-    return keys;
+    const remembered = count === 1 || !nul;
+    const seen = remembered ? this.partitions.get(id) : undefined;
+    if (seen) return seen;
+    const keys: Record<string, string> = {};
+    for (const name of partitioning.queryKeys) keys[`partitionKeyFromQuery:${name}`] = found![name]!;
+    for (const name of partitioning.lambdaKeys) keys[`partitionKeyFromLambda:${name}`] = lambdaKeys![name]!;
+    const partition = this.partition(keys);
+    if (remembered) {
+      if (this.partitions.size >= CHECKED_PARTITIONS) this.partitions.clear();
+      this.partitions.set(id, partition);
+    }
+    return partition;
+  }
+
+  private partition(keys: Record<string, string>): Partition {
+    const key = JSON.stringify(keys);
+    return { key, tags: { partitionKeys: Object.freeze(keys) }, problem: this.check(key, keys) };
   }
 
   /** Each partition is checked once: its values, then whether the destination can name it. */
