@@ -39,11 +39,11 @@ describe('manifests', () => {
     expect(read.rawBytes).toBe(1 + 2 + 3 + 1 + 4);
   });
 
-  it('written straight from the columns, a manifest is the one build() describes, escapes and all', async () => {
+  it('written straight from the columns, a manifest is the one build() describes, escapes and all (and an arrival that is not a whole millisecond)', async () => {
     const builder = new ManifestBuilder();
     const keys = ['plain', 'quote " and \\ backslash', 'tab\tnewline\n', 'é ✓ 😀', ''];
     for (let i = 0; i < 2_000; i++) {
-      const r = record(`shardId-00000000000${i % 3}`, String(49680756492902886814767980804445855960546913736378548999n + BigInt(i * 7)), i % 4, 'x'.repeat(i % 50), 1_764_612_345_678 + i * 3);
+      const r = record(`shardId-00000000000${i % 3}`, String(49680756492902886814767980804445855960546913736378548999n + BigInt(i * 7)), i % 4, 'x'.repeat(i % 50), 1_764_612_345_678 + i * 3 + (i === 7 ? 0.5 : 0));
       builder.add({ ...r, partitionKey: keys[i % keys.length]! } as SourceRecord);
     }
     const object = { deliveryStream: 's', bucket: 'b', key: 'k', encoding: 'GZIP' as const, delimiter: '' };
