@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ShardProgress, type Segment } from '../src/ack.js';
 import { ByteBudget } from '../src/budget.js';
 import { ManualClock } from '../src/clock.js';
@@ -9,7 +9,8 @@ import type { DeadLetter, DeadLetterParking, ParkResult } from '../src/dlq.js';
 import { silentLogger } from '../src/log.js';
 import type { PipelineSettings } from '../src/pipeline-settings.js';
 import type { RecordSink, Source, SourceRecord } from '../src/records.js';
-import { TransformPool } from '../src/transform/pool.js';
+import type { TransformPool } from '../src/transform/pool.js';
+import { suiteTransformPool } from './helpers/harness.js';
 
 /**
  * The delivery path driven by hand: a source that hands on what the test gives it, a destination
@@ -231,14 +232,7 @@ describe('delivery with retries, on a manual clock', () => {
 
 describe('backpressure, on a manual clock', () => {
   const blueprint = fileURLToPath(new URL('./fixtures/transforms/blueprint.js', import.meta.url));
-  let pool: TransformPool;
-  beforeAll(async () => {
-    pool = new TransformPool(blueprint, 1, {}, silentLogger);
-    await pool.start();
-  });
-  afterAll(async () => {
-    await pool.close();
-  });
+  const pool = suiteTransformPool(blueprint);
 
   const MiB = 1024 * 1024;
   const transformed: PipelineSettings = {
@@ -255,7 +249,7 @@ describe('backpressure, on a manual clock', () => {
   it('a reader waiting for room invokes the transform early only when its buffer holds a good share of the budget (not a small invocation each time)', async () => {
     const budget = new ByteBudget(16 * MiB);
     budget.take(1); // something is held, so the reservation below has to wait
-    const { source, stream, destination } = setUp(transformed, () => ({ location: 'ok' }), undefined, { budget, transforms: pool });
+    const { source, stream, destination } = setUp(transformed, () => ({ location: 'ok' }), undefined, { budget, transforms: pool() });
     const payload = 'x'.repeat(64 * 1024);
     source.put(Array.from({ length: 16 }, () => payload)); // 1 MiB: a sixteenth of the budget
     const small = readerWaits(budget);

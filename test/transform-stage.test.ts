@@ -1,12 +1,12 @@
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ShardProgress } from '../src/ack.js';
 import { ManualClock } from '../src/clock.js';
 import type { Failure } from '../src/failure.js';
 import { silentLogger } from '../src/log.js';
 import type { SourceRecord } from '../src/records.js';
-import { TransformPool } from '../src/transform/pool.js';
 import { TransformStage } from '../src/transform/stage.js';
+import { suiteTransformPool } from './helpers/harness.js';
 
 const blueprint = fileURLToPath(new URL('./fixtures/transforms/blueprint.js', import.meta.url));
 const identity = { deliveryStreamArn: 'arn', region: 'us-east-1', source: { event: { sourceKinesisStreamArn: 'arn' }, recordMetadataKey: 'kinesisRecordMetadata' } };
@@ -18,21 +18,14 @@ function recordsOf(texts: string[]): SourceRecord[] {
 }
 
 describe('transform stage buffering', () => {
-  let pool: TransformPool;
-  beforeAll(async () => {
-    pool = new TransformPool(blueprint, 1, {}, silentLogger);
-    await pool.start();
-  });
-  afterAll(async () => {
-    await pool.close();
-  });
+  const pool = suiteTransformPool(blueprint);
 
   function stage(clock: ManualClock, bufferSizeBytes: number) {
     const out: string[] = [];
     const failed: Failure[] = [];
     const s = new TransformStage(
       { module: blueprint, numberOfRetries: 0, bufferSizeBytes, bufferIntervalMs: 60_000, timeoutMs: 5_000, concurrency: 1, environment: {} },
-      pool,
+      pool(),
       identity,
       clock,
       { transformed: (r) => out.push(r.data.toString()), dropped: () => undefined, failed: (_r, f) => failed.push(f) },

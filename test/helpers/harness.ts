@@ -10,6 +10,8 @@ import { LOCAL_CREDENTIALS, startKinesalite, startRedis, startS3rver, type Kines
 import { createStream, localKinesisClient, putAll } from '../../src/dev/producer.js';
 import { createS3Client } from '../../destinations/s3/index.js';
 import { s3DestinationSchema } from '../../destinations/s3/config.js';
+import { silentLogger } from '../../src/log.js';
+import { TransformPool } from '../../src/transform/pool.js';
 
 export { createStream, putAll };
 
@@ -60,6 +62,19 @@ export async function startPeers(buckets: string[], options: { redisAppendOnly?:
  * Real peers for one test file: started before its first test, stopped after its last. Read them
  * through the returned object, which stands for them once they are up.
  */
+/** A one-thread transform pool running `module` for the suite's tests: started before them, closed after. */
+export function suiteTransformPool(module: string): () => TransformPool {
+  let pool: TransformPool | undefined;
+  beforeAll(async () => {
+    pool = new TransformPool(module, 1, {}, silentLogger);
+    await pool.start();
+  });
+  afterAll(async () => {
+    await pool?.close();
+  });
+  return () => pool!;
+}
+
 export function suitePeers(buckets: string[], options: { redisAppendOnly?: boolean } = {}): Peers {
   let peers: Peers | undefined;
   beforeAll(async () => {
