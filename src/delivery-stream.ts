@@ -144,7 +144,7 @@ export class DeliveryStream implements RecordSink {
     // once it moves on. The budget decides whether sealing is worth it (what is open, over every
     // stream, against the limit) and which streams seal.
     this.stopListening = this.budget.onPressure({
-      openBytes: () => (this.bufferedRecords === 0 && !this.transform?.pending ? 0 : this.buffers.bytes + (this.transform?.pendingSize ?? 0)),
+      openBytes: () => this.buffers.bytes + (this.transform?.pendingSize ?? 0),
       seal: () => {
         this.stats.backpressureSeals++;
         this.flush('backpressure');
