@@ -1,8 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Readable } from 'node:stream';
 import { HeadBucketCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { awsErrorName, httpSettings } from '../../src/aws.js';
 import { codecs } from '../../src/codecs.js';
 import { failpoint } from '../../src/failpoints.js';
@@ -12,13 +10,16 @@ import { objectKey } from './keys.js';
 import { renderPrefix } from './prefix.js';
 import { MiB } from '../../src/units.js';
 import { manifestKey } from '../../src/archive/manifest.js';
+import { uploadChunks } from './upload.js';
 
 
-export function createS3Client(config: S3DestinationConfig): S3Client {
+/** `maxAttempts: 1` for requests whose body is a stream: those are retried by upload.ts, with a fresh stream. */
+export function createS3Client(config: S3DestinationConfig, options: { maxAttempts?: number } = {}): S3Client {
   const custom = config.endpoint !== undefined;
   const checksums = config.requestChecksumCalculation ?? (custom ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED');
   return new S3Client({
     region: config.region,
+    ...(options.maxAttempts ? { maxAttempts: options.maxAttempts } : {}),
     forcePathStyle: config.forcePathStyle ?? custom,
     requestChecksumCalculation: checksums,
     responseChecksumValidation: checksums,
@@ -41,12 +42,15 @@ export function s3DeliveryError(err: unknown): DeliveryError {
 
 export class S3Destination implements Destination {
   private readonly client: S3Client;
+  /** Objects go up as streams of their chunks, through a client that leaves retrying them to upload.ts. */
+  private readonly uploads: S3Client;
 
   constructor(
     private readonly config: S3DestinationConfig,
     private readonly context: DestinationContext,
   ) {
     this.client = createS3Client(config);
+    this.uploads = createS3Client(config, { maxAttempts: 1 });
   }
 
   /** A partition whose key would pass S3's 1,024 bytes could never be written. */
@@ -130,16 +134,17 @@ export class S3Destination implements Destination {
     const key = this.objectKeyFor(batch);
     const position = (p: { sequenceNumber: string; subSequenceNumber: number }) => `${p.sequenceNumber}:${p.subSequenceNumber}`;
     const metadata = { 'firehose-shard': range.shardId, 'firehose-first': position(range.first), 'firehose-last': position(range.last), 'firehose-config': configHash };
-    const body = batch.chunks.length === 1 ? batch.chunks[0]! : Buffer.concat(batch.chunks as Buffer[], batch.encodedBytes);
     const create = async (target: string): Promise<'created' | 'exists'> => {
       await this.putManifest(batch, target, signal);
       try {
-        const sending = this.client.send(
-          new PutObjectCommand({ Bucket: this.config.bucket, Key: target, Body: body, ContentType: codecs[batch.encoding].contentType, IfNoneMatch: '*', Metadata: metadata, ...this.sse }),
-          { abortSignal: signal },
+        await uploadChunks(
+          this.uploads,
+          { Bucket: this.config.bucket, Key: target, ContentType: codecs[batch.encoding].contentType, IfNoneMatch: '*', Metadata: metadata, ...this.sse },
+          { chunks: batch.chunks, bytes: batch.encodedBytes },
+          this.config.multipartPartSizeInMBs * MiB,
+          signal,
+          () => setImmediate(() => failpoint('mid-upload')), // the request is on its way
         );
-        setImmediate(() => failpoint('mid-upload')); // the request is on its way
-        await sending;
         return 'created';
       } catch (err) {
         if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 412) return 'exists';
@@ -171,38 +176,20 @@ export class S3Destination implements Destination {
     });
     if (Buffer.byteLength(key) > MAX_KEY_BYTES) throw new DeliveryError(`the S3 key would be ${Buffer.byteLength(key)} bytes long; S3 allows ${MAX_KEY_BYTES}`, 'S3.KeyTooLongError', false);
     await this.putManifest(batch, key, signal);
-    const contentType = codecs[batch.encoding].contentType;
-    const partSize = this.config.multipartPartSizeInMBs * MiB;
-    if (batch.encodedBytes <= partSize) {
-      // One PutObject; the chunks are joined once here, never per record.
-      const body = batch.chunks.length === 1 ? batch.chunks[0]! : Buffer.concat(batch.chunks as Buffer[], batch.encodedBytes);
-      const sending = this.client.send(
-        new PutObjectCommand({ Bucket: this.config.bucket, Key: key, Body: body, ContentType: contentType, ...this.sse }),
-        { abortSignal: signal },
-      );
-      setImmediate(() => failpoint('mid-upload')); // the request is on its way
-      await sending;
-    } else {
-      const upload = new Upload({
-        client: this.client,
-        params: { Bucket: this.config.bucket, Key: key, Body: Readable.from(batch.chunks), ContentType: contentType, ...this.sse },
-        partSize,
-        queueSize: 2,
-        leavePartsOnError: false,
-      });
-      const abort = () => void upload.abort();
-      signal.addEventListener('abort', abort, { once: true });
-      try {
-        await upload.done();
-      } finally {
-        signal.removeEventListener('abort', abort);
-      }
-    }
+    await uploadChunks(
+      this.uploads,
+      { Bucket: this.config.bucket, Key: key, ContentType: codecs[batch.encoding].contentType, ...this.sse },
+      { chunks: batch.chunks, bytes: batch.encodedBytes },
+      this.config.multipartPartSizeInMBs * MiB,
+      signal,
+      () => setImmediate(() => failpoint('mid-upload')), // the request is on its way
+    );
     return { location: `s3://${this.config.bucket}/${key}` };
   }
 
   async close() {
     this.client.destroy();
+    this.uploads.destroy();
   }
 }
 
