@@ -96,8 +96,8 @@ export async function uploadChunks(
     }, signal);
     return;
   }
-  const { Metadata, IfNoneMatch: _createOnly, ...create } = params;
-  const { UploadId } = await sendStreamed(() => client.send(new CreateMultipartUploadCommand({ ...create, ...(Metadata ? { Metadata } : {}) }), { abortSignal: signal }), signal);
+  const { IfNoneMatch: _createOnly, ...create } = params;
+  const { UploadId } = await sendStreamed(() => client.send(new CreateMultipartUploadCommand(create), { abortSignal: signal }), signal);
   if (!UploadId) throw new Error(`S3 CreateMultipartUpload for ${params.Key} answered without an UploadId`);
   onSending?.();
   const count = Math.ceil(bytes / partSize);
@@ -131,7 +131,8 @@ export async function uploadChunks(
     await sendStreamed(() => client.send(new CompleteMultipartUploadCommand({ Bucket: params.Bucket, Key: params.Key, UploadId, MultipartUpload: { Parts: parts } }), { abortSignal: signal }), signal);
   } catch (err) {
     // Parts of an upload never completed are kept (and billed) until it is aborted.
-    await client.send(new AbortMultipartUploadCommand({ Bucket: params.Bucket, Key: params.Key, UploadId })).catch(() => undefined);
+    // Also when the delivery was cancelled (shutdown): bounded, so it cannot hold the exit up.
+    await client.send(new AbortMultipartUploadCommand({ Bucket: params.Bucket, Key: params.Key, UploadId }), { abortSignal: AbortSignal.timeout(10_000) }).catch(() => undefined);
     throw err;
   }
 }
