@@ -8,6 +8,7 @@ import { ByteBudget } from '../src/budget.js';
 import { Holding } from '../src/buffer.js';
 import { ParquetEncoder } from '../src/conversion/encoder.js';
 import { ConversionPool } from '../src/conversion/pool.js';
+import { encodeRowGroup } from '../src/conversion/row-group.js';
 import { parseType, type SessionSpec } from '../src/conversion/types.js';
 import { silentLogger } from '../src/log.js';
 import type { SourceRecord } from '../src/records.js';
@@ -118,5 +119,66 @@ describe('Parquet encoder: row groups converted on every thread, the budget hold
     expect(budget.compressingNow).toBe(0);
     holding.release();
     expect(budget.held).toBe(0);
+  });
+});
+
+describe('Parquet row groups: EnableDictionaryCompression', () => {
+  const lowCardinality = () => {
+    const lines = Array.from({ length: 5_000 }, (_, n) => Buffer.from(JSON.stringify({ n, host: `host-${n % 7}`, message: `request ${n % 3}` })));
+    const ends = new Uint32Array(lines.length);
+    let at = 0;
+    lines.forEach((line, i) => (ends[i] = at += line.length));
+    return { payload: Buffer.concat(lines), ends };
+  };
+  const encodingsOf = (group: ReturnType<typeof encodeRowGroup>) =>
+    group.rowGroup!.columns.map((c) => ({ encodings: c.meta_data!.encodings, dictionary: c.meta_data!.dictionary_page_offset !== undefined }));
+
+  it('true: columns of few values are dictionary-encoded', () => {
+    const { payload, ends } = lowCardinality();
+    const [, host, message] = encodingsOf(encodeRowGroup(spec, payload, ends));
+    expect(host).toMatchObject({ dictionary: true, encodings: expect.arrayContaining(['RLE_DICTIONARY']) });
+    expect(message).toMatchObject({ dictionary: true });
+  });
+
+  it('false: a file whose columns, a struct field too, have no dictionary page and no dictionary-encoded page, and reads back whole', async () => {
+    const plain: SessionSpec = {
+      ...spec,
+      enableDictionaryCompression: false,
+      columns: [...spec.columns, { name: 'ok', type: parseType('boolean'), nullable: true }, { name: 'origin', type: parseType('struct<region:string>'), nullable: true }],
+    };
+    const pool = new ConversionPool(1, silentLogger);
+    pool.start();
+    const dir = await mkdtemp(join(tmpdir(), 'firehose-parquet-plain-'));
+    try {
+      const budget = new ByteBudget(64 * MiB);
+      const holding = new Holding(budget);
+      const encoder = new ParquetEncoder(pool, plain, new Acknowledgements(), holding, () => undefined);
+      for (let n = 0; n < 5_000; n++) {
+        const data = Buffer.from(JSON.stringify({ n, host: `host-${n % 7}`, message: `request ${n % 3}`, ok: n % 2 === 0, origin: { region: `r${n % 2}` } }));
+        budget.take(data.length);
+        holding.adopt(data.length);
+        encoder.append({ ...records(1)[0]!, data });
+      }
+      const path = join(dir, 'plain.parquet');
+      await writeFile(path, Buffer.concat(await encoder.finish()));
+      holding.release();
+      const db = await DuckDBInstance.create(':memory:');
+      const connection = await db.connect();
+      try {
+        const chunks = (await connection.runAndReadAll(`SELECT path_in_schema AS p, encodings AS e, dictionary_page_offset AS d FROM parquet_metadata('${path}')`)).getRowObjectsJson();
+        expect(chunks.map((c) => c.p)).toEqual(expect.arrayContaining(['n', 'host', 'message', 'ok', expect.stringMatching(/region/)]));
+        for (const chunk of chunks) {
+          expect(chunk.d).toBeNull();
+          expect(String(chunk.e)).not.toMatch(/DICTIONARY/);
+        }
+        const rows = (await connection.runAndReadAll(`SELECT count(*) AS rows, count(DISTINCT host) AS hosts, sum(CASE WHEN ok THEN 1 ELSE 0 END) AS oks, count(DISTINCT origin.region) AS regions FROM read_parquet('${path}')`)).getRowObjectsJson();
+        expect(rows[0]).toEqual({ rows: '5000', hosts: '7', oks: '2500', regions: '2' });
+      } finally {
+        connection.closeSync();
+      }
+    } finally {
+      await pool.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

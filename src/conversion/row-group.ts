@@ -61,10 +61,12 @@ export function encodeRowGroup(spec: SessionSpec, payload: Uint8Array, ends: Uin
   const writer = new ByteWriter(Math.max(1 << 16, payload.length >> 1));
   const parquet = writerFor(spec, writer);
   parquet.write({
-    columnData: spec.columns.map((c, i) => ({ name: c.name, data: columns[i] as never })),
+    // EnableDictionaryCompression false: PLAIN pages. (hyparquet-writer's `dictionarySize: 0`, passed
+    // before, reads as "no cap": columns were dictionary-encoded regardless.) Booleans keep the
+    // writer's own choice, RLE, which is not a dictionary.
+    columnData: spec.columns.map((c, i) => ({ name: c.name, data: columns[i] as never, ...(spec.enableDictionaryCompression || c.type.kind === 'boolean' ? {} : { encoding: 'PLAIN' as const }) })),
     rowGroupSize: rows,
     pageSize: spec.pageSizeBytes,
-    ...(spec.enableDictionaryCompression ? {} : { dictionarySize: 0 }),
   });
   // Copied out at its exact size: the writer's buffer is up to twice as large, and the file holds
   // its row groups until it is delivered.
