@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { coerce, parseJsonExact, parseType, rowOf } from '../src/conversion/types.js';
+import { coerce, hasSixteenDigits, parseJsonExact, parseType, rowOf } from '../src/conversion/types.js';
 
 describe('column types and OpenX coercions', () => {
   it('parses Hive types as Glue writes them', () => {
@@ -69,5 +69,22 @@ describe('numbers past what a float64 keeps', () => {
     // Without the exact parse, the id would be …992.
     expect(rowOf(JSON.parse(text), columns, options)[0]).toBe(9007199254740992n);
     expect(parseJsonExact('[1,-0.5,"x",12345678901234567890,{"a":[-12345678901234567]}]')).toEqual([1, -0.5, 'x', '12345678901234567890', { a: ['-12345678901234567'] }]);
+  });
+
+  it('finds a run of 16 digits wherever it starts, as /\\d{16}/ does (runs of 15 are not one)', () => {
+    for (let length = 14; length <= 18; length++)
+      for (let at = 0; at <= 40; at++)
+        for (const pad of ['', 'x', '{"a":', '1 2 3 ']) {
+          const text = `${pad}${'a'.repeat(at)}${'7'.repeat(length)}${'b'.repeat(40 - at)}`;
+          expect(hasSixteenDigits(text), text).toBe(/\d{16}/.test(text));
+        }
+    // Many short runs side by side, and random text of digits and not.
+    const random = (n: number) => Array.from({ length: n }, () => (Math.random() < 0.8 ? String(Math.floor(Math.random() * 10)) : ',')).join('');
+    for (let i = 0; i < 2_000; i++) {
+      const text = random(1 + Math.floor(Math.random() * 200));
+      expect(hasSixteenDigits(text), text).toBe(/\d{16}/.test(text));
+    }
+    expect(hasSixteenDigits('')).toBe(false);
+    expect(hasSixteenDigits('٠١٢٣٤٥٦٧٨٩٠١٢٣٤٥')).toBe(false); // Arabic-Indic digits are not JSON digits
   });
 });

@@ -336,7 +336,29 @@ export interface SessionSpec {
 }
 
 
-const SIXTEEN_DIGITS = /\d{16}/;
+const RUN = 16;
+
+/**
+ * Whether the text holds a run of 16 or more ASCII digits, looking at one character in 16: any
+ * such run covers one of the positions 15, 31, 47, …, so only a digit there is followed to its
+ * run's ends. Most records have none and are read in a sixteenth of the steps a regular
+ * expression takes (`/\d{16}/` was 4–6 % of a conversion thread).
+ */
+export function hasSixteenDigits(text: string): boolean {
+  for (let i = RUN - 1; i < text.length; i += RUN) {
+    if (!isDigit(text.charCodeAt(i))) continue;
+    let start = i;
+    while (start > 0 && isDigit(text.charCodeAt(start - 1))) start--;
+    let end = i + 1;
+    while (end < text.length && isDigit(text.charCodeAt(end))) end++;
+    if (end - start >= RUN) return true;
+  }
+  return false;
+}
+
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39;
+}
 
 /**
  * JSON.parse, except that number literals with more significant digits than a float64 keeps (16
@@ -346,7 +368,7 @@ const SIXTEEN_DIGITS = /\d{16}/;
  * are quoted before parsing; text without a run of 16 digits is parsed as it is.
  */
 export function parseJsonExact(text: string): unknown {
-  if (!SIXTEEN_DIGITS.test(text)) return JSON.parse(text);
+  if (!hasSixteenDigits(text)) return JSON.parse(text);
   let out = '';
   let last = 0;
   for (let i = 0; i < text.length; i++) {
