@@ -79,7 +79,7 @@ describe('config/docker-compose.yml and the Dockerfile', () => {
     expect(config.runtime.admin).toMatchObject({ enabled: true, host: '0.0.0.0', port: 8088 });
   });
 
-  it('has a multi-stage Dockerfile on Node 22 slim: non-root, SIGTERM, a /readyz healthcheck, no dev dependencies, no dist/bench', () => {
+  it('has a multi-stage Dockerfile on Node 22 slim: non-root, SIGTERM, a /readyz healthcheck, the glibc mmap threshold fixed, no dev dependencies, no dist/bench', () => {
     const dockerfile = readFileSync(resolve(ROOT, 'Dockerfile'), 'utf8');
     const froms = dockerfile.match(/^FROM .*$/gm)!;
     expect(froms).toHaveLength(2);
@@ -88,6 +88,8 @@ describe('config/docker-compose.yml and the Dockerfile', () => {
     expect(dockerfile).toMatch(/^STOPSIGNAL SIGTERM$/m);
     expect(dockerfile).toMatch(/^HEALTHCHECK .*\n?.*\/readyz/m);
     expect(dockerfile).toContain('npm prune --omit=dev');
+    // glibc's mmap threshold fixed, so freed large buffers leave RSS (README: Memory and how to size it).
+    expect(dockerfile).toMatch(/^ENV .*\bMALLOC_MMAP_THRESHOLD_=131072\b/m);
     expect(dockerfile).toContain('rm -rf dist/bench dist/chaos');
     // Every path the build copies exists.
     for (const [, from] of dockerfile.matchAll(/^COPY (?!--from)(\S+)/gm)) expect(existsSync(resolve(ROOT, from!)), from).toBe(true);
