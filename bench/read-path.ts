@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, readFileSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -222,5 +222,7 @@ deliveryStreams:
   } finally {
     for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
     await redis.stop();
+    // Its input pool (64 MiB) and config; s3rver's process removes its own directory as it stops.
+    await rm(dir, { recursive: true, force: true });
   }
 }

@@ -282,7 +282,7 @@ deliveryStreams:
       faults.push(`added ${id}`);
     }],
     ['s3', async () => {
-      await s3.stop();
+      await s3.stop({ keepDirectory: true }); // it comes back on the same directory
       await sleep(options.s3OutageMs);
       s3 = await startS3rver([BUCKET], { port: s3Port, directory: s3.directory });
       faults.push(`S3 stopped for ${options.s3OutageMs} ms`);

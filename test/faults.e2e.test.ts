@@ -64,7 +64,7 @@ describe('faults: throttling, S3 outage, Redis restart', () => {
     const stream = service.streams[0]!;
     let restarted: Awaited<ReturnType<typeof startS3rver>> | undefined;
     try {
-      await s3.stop();
+      await s3.stop({ keepDirectory: true }); // the outage: it comes back on the same directory
       // Random base64 compresses about 1.3×: 30 MB of it, compressed, is more than the 16 MiB budget holds.
       const input = Array.from({ length: 30_000 }, (_, i) => framedRecord(Buffer.from(`outage ${i} ${randomBytes(750).toString('base64')}`)));
       await putAll(peers.kinesisClient, 'outage', input.map((data, i) => ({ data, partitionKey: `p${i}` })));

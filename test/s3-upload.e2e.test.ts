@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -105,6 +106,26 @@ describe('S3 uploads from an encoder\'s chunks', () => {
       through.destroy();
       await proxy.close();
     }
+  });
+
+  it('s3rver as the suites and the benchmark start it: kept over a restart when asked, its directory removed when it stops', async () => {
+    const first = await startS3rver([BUCKET]);
+    const write = clientFor(first.endpoint);
+    const object = chunked(1_000);
+    await uploadChunks(write, { Bucket: BUCKET, Key: 'kept', ContentType: 'application/octet-stream' }, object, 5 * MiB, new AbortController().signal);
+    write.destroy();
+    await first.stop({ keepDirectory: true });
+    expect(existsSync(first.directory)).toBe(true);
+    const again = await startS3rver([BUCKET], { directory: first.directory });
+    const read = clientFor(again.endpoint);
+    try {
+      const object2 = await read.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'kept' }));
+      expect(Buffer.from(await object2.Body!.transformToByteArray()).equals(object.whole)).toBe(true);
+    } finally {
+      read.destroy();
+      await again.stop();
+    }
+    expect(existsSync(first.directory)).toBe(false);
   });
 
   it('aborts the upload when a part keeps failing: the error is S3\'s, the upload is aborted, no object is left', async () => {

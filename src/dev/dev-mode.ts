@@ -79,6 +79,7 @@ export async function runDevMode(options: DevOptions): Promise<number> {
       (unread > 0 ? ` (${unread} not yet read stay in the stream)` : ''),
   );
   kinesisClient.destroy();
-  await Promise.all([kinesis.stop(), s3.stop(), redis.stop()]);
+  // The objects stay where the banner said they are, to be looked at after the run.
+  await Promise.all([kinesis.stop(), s3.stop({ keepDirectory: true }), redis.stop()]);
   return clean ? 0 : 1;
 }

@@ -170,7 +170,11 @@ export async function startKinesalite(): Promise<KinesisServer> {
 export interface S3Server {
   readonly endpoint: string;
   readonly directory: string;
-  stop(): Promise<void>;
+  /**
+   * Stops it and removes its directory, objects and all, unless told to keep it: for a restart on
+   * the same directory, or objects a user is shown. (Kept always, a benchmark run left 0.5 GB.)
+   */
+  stop(options?: { keepDirectory?: boolean }): Promise<void>;
 }
 
 export async function startS3rver(buckets: string[], options: { port?: number; directory?: string } = {}): Promise<S3Server> {
@@ -189,7 +193,10 @@ export async function startS3rver(buckets: string[], options: { port?: number; d
   return {
     endpoint: `http://127.0.0.1:${address.port}`,
     directory,
-    stop: () => server.close(),
+    async stop(stopOptions = {}) {
+      await server.close();
+      if (!stopOptions.keepDirectory) await rm(directory, { recursive: true, force: true });
+    },
   };
 }
 
