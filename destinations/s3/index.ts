@@ -8,23 +8,50 @@ import { DeliveryError, type DeliveryReceipt, type Destination, type Destination
 import { s3DestinationSchema, type S3DestinationConfig } from './config.js';
 import { objectKey } from './keys.js';
 import { renderPrefix } from './prefix.js';
+import type { Logger } from '../../src/log.js';
 import { MiB } from '../../src/units.js';
 import { manifestKey } from '../../src/archive/manifest.js';
 import { uploadChunks } from './upload.js';
 
 
-/** `maxAttempts: 1` for requests whose body is a stream: those are retried by upload.ts, with a fresh stream. */
-export function createS3Client(config: S3DestinationConfig, options: { maxAttempts?: number } = {}): S3Client {
+/**
+ * `maxAttempts: 1` for requests whose body is a stream: those are retried by upload.ts, with a
+ * fresh stream. `log`: where the SDK's warnings go (without it, the console).
+ */
+export function createS3Client(config: S3DestinationConfig, options: { maxAttempts?: number; log?: Logger } = {}): S3Client {
   const custom = config.endpoint !== undefined;
   const checksums = config.requestChecksumCalculation ?? (custom ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED');
   return new S3Client({
     region: config.region,
     ...(options.maxAttempts ? { maxAttempts: options.maxAttempts } : {}),
+    ...(options.log ? { logger: sdkLogger(options.log) } : {}),
     forcePathStyle: config.forcePathStyle ?? custom,
     requestChecksumCalculation: checksums,
     responseChecksumValidation: checksums,
     ...httpSettings(config.endpoint, 300_000),
   });
+}
+
+/** What the SDK says when a request with a stream body fails: upload.ts retries it and reports what fails for good. */
+const STREAMING_RETRY_NOTICE = 'An error was encountered in a non-retryable streaming request.';
+
+/**
+ * The SDK's logger, into ours: its per-request info lines are dropped, its notice that a streamed
+ * request failed (printed raw on the console for every failed part otherwise) is debug, any other
+ * warning or error is ours at its level.
+ */
+function sdkLogger(log: Logger) {
+  const text = (content: unknown[]) => content.map((c) => (typeof c === 'string' ? c : JSON.stringify(c))).join(' ');
+  return {
+    debug: () => undefined,
+    info: () => undefined,
+    warn: (...content: unknown[]) => {
+      const message = text(content);
+      if (message === STREAMING_RETRY_NOTICE) log.debug('S3 SDK: a streamed request failed (retried by the upload)');
+      else log.warn('S3 SDK warning', { message });
+    },
+    error: (...content: unknown[]) => log.error('S3 SDK error', { message: text(content) }),
+  };
 }
 
 /** S3's limit on a key's length, in UTF-8 bytes. */
@@ -50,7 +77,7 @@ export class S3Destination implements Destination {
     private readonly context: DestinationContext,
   ) {
     this.client = createS3Client(config);
-    this.uploads = createS3Client(config, { maxAttempts: 1 });
+    this.uploads = createS3Client(config, { maxAttempts: 1, log: context.log });
   }
 
   /** A partition whose key would pass S3's 1,024 bytes could never be written. */
