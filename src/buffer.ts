@@ -3,9 +3,9 @@ import { ManifestBuilder } from './archive/manifest.js';
 import { Acknowledgements } from './ack.js';
 import type { ByteBudget } from './budget.js';
 import type { Clock, TimerHandle } from './clock.js';
-import type { Encoding } from './codecs.js';
 import type { BufferSettings } from './pipeline-settings.js';
-import { BytesEncoder, DEFAULT_CHUNK_BYTES, type Encoder } from './encoder.js';
+import { DEFAULT_CHUNK_BYTES, type Encoding } from './codecs.js';
+import { BytesEncoder, type Encoder } from './encoder.js';
 import type { BatchRange, FlushReason, SourceRecord } from './records.js';
 
 export type { FlushReason };

@@ -21,6 +21,9 @@ export interface Codec {
   readonly encodeChunkCopies?: boolean;
 }
 
+/** The most raw bytes the encoder hands a chunked codec at once (a full chunk; one compression slot). */
+export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
+
 const gzipAsync = promisify(gzip);
 /**
  * About one output piece per chunk of JSON (≈ 1 MiB out of 4 MiB in): node:zlib's 16 KiB default
@@ -83,9 +86,7 @@ export class CompressionQueue {
 // it the next; and one of libuv's threads (4 unless UV_THREADPOOL_SIZE says otherwise) left for DNS
 // lookups and file reads. (Small chunks queued in the pool may hold that thread for a few ms each.)
 const poolThreads = Number(process.env.UV_THREADPOOL_SIZE) || 4;
-/** The encoder's full chunk (encoder.ts DEFAULT_CHUNK_BYTES): what one slot holds. */
-const FULL_CHUNK_BYTES = 4 * 1024 * 1024;
-const compression = new CompressionQueue(Math.max(1, Math.min(availableParallelism() + 1, poolThreads - 1)), FULL_CHUNK_BYTES, 16);
+const compression = new CompressionQueue(Math.max(1, Math.min(availableParallelism() + 1, poolThreads - 1)), DEFAULT_CHUNK_BYTES, 16);
 
 export const codecs: Readonly<Record<Encoding, Codec>> = {
   UNCOMPRESSED: { extension: '', contentType: 'application/octet-stream', encodeChunk: (raw) => Promise.resolve(raw) },

@@ -1,6 +1,5 @@
-import { codecs, type Encoding } from './codecs.js';
+import { codecs, DEFAULT_CHUNK_BYTES, type Encoding } from './codecs.js';
 import type { SourceRecord } from './records.js';
-import { MiB } from './units.js';
 
 /** Turns a buffer's records into an object's bytes, as they arrive. */
 export interface Encoder {
@@ -51,7 +50,6 @@ export class BytesEncoder implements Encoder {
   }
 }
 
-export const DEFAULT_CHUNK_BYTES = 4 * MiB;
 /** A buffer's first chunk: a partition with a few records holds kilobytes, not a whole chunk. */
 const FIRST_CHUNK_BYTES = 64 * 1024;
 
