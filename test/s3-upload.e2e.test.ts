@@ -65,7 +65,7 @@ async function stored(client: S3Client, key: string): Promise<Buffer> {
 describe('S3 uploads from an encoder\'s chunks', () => {
   let s3: S3Server;
   let client: S3Client;
-  const clientFor = (endpoint: string) => createS3Client(s3DestinationSchema.parse({ bucket: BUCKET, endpoint }), { maxAttempts: 1 });
+  const clientFor = (endpoint: string) => createS3Client(s3DestinationSchema.parse({ bucket: BUCKET, endpoint }));
 
   beforeAll(async () => {
     s3 = await startS3rver([BUCKET]);

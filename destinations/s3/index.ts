@@ -14,16 +14,12 @@ import { manifestKey } from '../../src/archive/manifest.js';
 import { uploadChunks } from './upload.js';
 
 
-/**
- * `maxAttempts: 1` for requests whose body is a stream: those are retried by upload.ts, with a
- * fresh stream. `log`: where the SDK's warnings go (without it, the console).
- */
-export function createS3Client(config: S3DestinationConfig, options: { maxAttempts?: number; log?: Logger } = {}): S3Client {
+/** `log`: where the SDK's warnings go (without it, the console). */
+export function createS3Client(config: S3DestinationConfig, options: { log?: Logger } = {}): S3Client {
   const custom = config.endpoint !== undefined;
   const checksums = config.requestChecksumCalculation ?? (custom ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED');
   return new S3Client({
     region: config.region,
-    ...(options.maxAttempts ? { maxAttempts: options.maxAttempts } : {}),
     ...(options.log ? { logger: sdkLogger(options.log) } : {}),
     forcePathStyle: config.forcePathStyle ?? custom,
     requestChecksumCalculation: checksums,
@@ -69,15 +65,12 @@ export function s3DeliveryError(err: unknown): DeliveryError {
 
 export class S3Destination implements Destination {
   private readonly client: S3Client;
-  /** Objects go up as streams of their chunks, through a client that leaves retrying them to upload.ts. */
-  private readonly uploads: S3Client;
 
   constructor(
     private readonly config: S3DestinationConfig,
     private readonly context: DestinationContext,
   ) {
-    this.client = createS3Client(config);
-    this.uploads = createS3Client(config, { maxAttempts: 1, log: context.log });
+    this.client = createS3Client(config, { log: context.log });
   }
 
   /** A partition whose key would pass S3's 1,024 bytes could never be written. */
@@ -165,7 +158,7 @@ export class S3Destination implements Destination {
       await this.putManifest(batch, target, signal);
       try {
         await uploadChunks(
-          this.uploads,
+          this.client,
           { Bucket: this.config.bucket, Key: target, ContentType: codecs[batch.encoding].contentType, IfNoneMatch: '*', Metadata: metadata, ...this.sse },
           { chunks: batch.chunks, bytes: batch.encodedBytes },
           this.config.multipartPartSizeInMBs * MiB,
@@ -204,7 +197,7 @@ export class S3Destination implements Destination {
     if (Buffer.byteLength(key) > MAX_KEY_BYTES) throw new DeliveryError(`the S3 key would be ${Buffer.byteLength(key)} bytes long; S3 allows ${MAX_KEY_BYTES}`, 'S3.KeyTooLongError', false);
     await this.putManifest(batch, key, signal);
     await uploadChunks(
-      this.uploads,
+      this.client,
       { Bucket: this.config.bucket, Key: key, ContentType: codecs[batch.encoding].contentType, ...this.sse },
       { chunks: batch.chunks, bytes: batch.encodedBytes },
       this.config.multipartPartSizeInMBs * MiB,
@@ -216,7 +209,6 @@ export class S3Destination implements Destination {
 
   async close() {
     this.client.destroy();
-    this.uploads.destroy();
   }
 }
 

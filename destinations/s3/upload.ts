@@ -60,8 +60,9 @@ export function retryableS3Error(err: unknown): boolean {
 }
 
 /**
- * One request with a stream body, retried here: the client it goes through makes one attempt, since
- * a stream it sent once is spent (the SDK would send it again empty). `send` builds a fresh body.
+ * One request with a stream body, retried here: the SDK makes one attempt of such a request (a
+ * stream it sent is spent; it notes "non-retryable streaming request" and throws). `send` builds
+ * a fresh body each time. Requests without a body are retried by the SDK itself.
  */
 export async function sendStreamed<T>(send: () => Promise<T>, signal: AbortSignal): Promise<T> {
   for (let attempt = 1; ; attempt++) {
@@ -97,7 +98,7 @@ export async function uploadChunks(
     return;
   }
   const { IfNoneMatch: _createOnly, ...create } = params;
-  const { UploadId } = await sendStreamed(() => client.send(new CreateMultipartUploadCommand(create), { abortSignal: signal }), signal);
+  const { UploadId } = await client.send(new CreateMultipartUploadCommand(create), { abortSignal: signal });
   if (!UploadId) throw new Error(`S3 CreateMultipartUpload for ${params.Key} answered without an UploadId`);
   onSending?.();
   const count = Math.ceil(bytes / partSize);
@@ -128,7 +129,7 @@ export async function uploadChunks(
       ),
     );
     signal.throwIfAborted();
-    await sendStreamed(() => client.send(new CompleteMultipartUploadCommand({ Bucket: params.Bucket, Key: params.Key, UploadId, MultipartUpload: { Parts: parts } }), { abortSignal: signal }), signal);
+    await client.send(new CompleteMultipartUploadCommand({ Bucket: params.Bucket, Key: params.Key, UploadId, MultipartUpload: { Parts: parts } }), { abortSignal: signal });
   } catch (err) {
     // Parts of an upload never completed are kept (and billed) until it is aborted.
     // Also when the delivery was cancelled (shutdown): bounded, so it cannot hold the exit up.
