@@ -34,7 +34,7 @@ const PARTS_IN_FLIGHT = 2;
  * made of (and a Buffer body is hashed with SHA-256 on the event loop to sign it; a stream is sent
  * as UNSIGNED-PAYLOAD, its integrity covered by TCP/TLS and S3's checksums where they apply).
  */
-export function chunkRange(chunks: readonly Uint8Array[], start: number, end: number): Readable {
+function chunkRange(chunks: readonly Uint8Array[], start: number, end: number): Readable {
   const views: Uint8Array[] = [];
   let offset = 0;
   for (const chunk of chunks) {
@@ -51,7 +51,7 @@ export function chunkRange(chunks: readonly Uint8Array[], start: number, end: nu
 const RETRYABLE_NAMES = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestTimeout', 'RequestTimeoutException', 'InternalError', 'ServiceUnavailable', 'TimeoutError']);
 const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN']);
 
-export function retryableS3Error(err: unknown): boolean {
+function retryableS3Error(err: unknown): boolean {
   const e = err as { name?: string; code?: string; $retryable?: unknown; $metadata?: { httpStatusCode?: number } };
   if (!e || typeof e !== 'object') return false;
   const status = e.$metadata?.httpStatusCode;
@@ -64,7 +64,7 @@ export function retryableS3Error(err: unknown): boolean {
  * stream it sent is spent; it notes "non-retryable streaming request" and throws). `send` builds
  * a fresh body each time. Requests without a body are retried by the SDK itself.
  */
-export async function sendStreamed<T>(send: () => Promise<T>, signal: AbortSignal): Promise<T> {
+async function sendStreamed<T>(send: () => Promise<T>, signal: AbortSignal): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await send();
