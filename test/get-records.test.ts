@@ -1,9 +1,22 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { decodeGetRecords, MalformedResponse } from '../src/sources/kinesis/get-records.js';
+import { decodeGetRecords, GetRecordsDecoder, MalformedResponse, type DecodedGetRecords } from '../src/sources/kinesis/get-records.js';
 
 const record = (data: Buffer, i: number, extra = '') =>
   `{"SequenceNumber":"4959${String(i).padStart(52, '0')}","ApproximateArrivalTimestamp":1.764612345678E9,"Data":"${data.toString('base64')}","PartitionKey":"key \\"${i}\\" \\u00e9"${extra}}`;
+
+/** A body pushed as the socket would hand it over: in chunks cut at the given offsets. */
+function decodeInChunks(body: Buffer, cuts: number[], contentLength: number | undefined = body.length): DecodedGetRecords {
+  const decoder = new GetRecordsDecoder(contentLength);
+  let at = 0;
+  for (const cut of [...cuts, body.length]) {
+    decoder.push(body.subarray(at, cut));
+    at = cut;
+  }
+  return decoder.end();
+}
+
+const plain = (d: DecodedGetRecords) => ({ ...d, data: d.data.map((b) => b.toString('base64')) });
 
 describe('GetRecords decoded from its bytes', () => {
   it('gives back each record\'s exact bytes, partition key (escapes too), sequence number and arrival; the iterator and lag', () => {
@@ -46,5 +59,45 @@ describe('GetRecords decoded from its bytes', () => {
     expect(() => decodeGetRecords(Buffer.from('{"Records":[{"Data":"@@@@","SequenceNumber":"1"}]}'))).toThrow(new MalformedResponse('a Data field that is not base64'));
     expect(() => decodeGetRecords(Buffer.from('{"Records":[{"Data":"QUJD","PartitionKey":"k"}]}'))).toThrow('without Data or SequenceNumber');
     expect(() => decodeGetRecords(Buffer.from('{"Records":[{"Data":"QUJD"'))).toThrow(MalformedResponse);
+  });
+
+  it('decodes a response as it arrives: cut anywhere, the records are the same as from the whole body', () => {
+    const payloads = Array.from({ length: 24 }, (_, i) => randomBytes(i % 5 === 0 ? 0 : (i * 53) % 240));
+    const body = Buffer.from(
+      `{"NextShardIterator":"it-1","Records":[${payloads.map((p, i) => record(p, i, i % 4 ? ',"EncryptionType":"NONE"' : '')).join(', ')}],"MillisBehindLatest":98765,"ChildShards":[{"ShardId":"s-2","ParentShards":["s-1"]}]}\n`,
+    );
+    const whole = plain(decodeGetRecords(body));
+    expect(whole.data).toHaveLength(24);
+    // Every single cut, and runs of small chunks from every start: each byte of the grammar meets a chunk's end.
+    for (let cut = 1; cut < body.length; cut++) expect(plain(decodeInChunks(body, [cut]))).toEqual(whole);
+    for (const size of [1, 3, 7, 64]) {
+      const cuts = Array.from({ length: Math.floor((body.length - 1) / size) }, (_, i) => (i + 1) * size);
+      expect(plain(decodeInChunks(body, cuts))).toEqual(whole);
+      expect(plain(decodeInChunks(body, cuts, undefined))).toEqual(whole);
+    }
+  });
+
+  it('a record larger than many chunks, and a body without Content-Length: each record whole, in blocks', () => {
+    const big = randomBytes(3 << 20);
+    const payloads = [randomBytes(10), big, randomBytes(1 << 20), randomBytes(5)];
+    const body = Buffer.from(`{"Records":[${payloads.map((p, i) => record(p, i)).join(',')}],"NextShardIterator":"it","MillisBehindLatest":0}`);
+    const cuts = Array.from({ length: Math.floor(body.length / 65_536) }, (_, i) => (i + 1) * 65_536);
+    for (const contentLength of [body.length, undefined]) {
+      const decoded = decodeInChunks(body, cuts, contentLength);
+      expect(decoded.data.map((d, i) => d.equals(payloads[i]!))).toEqual([true, true, true, true]);
+      expect(decoded.dataBytes).toBe(payloads.reduce((n, p) => n + p.length, 0));
+    }
+  });
+
+  it('a response cut short, or wrong after a chunk boundary, fails at its end with what is wrong', () => {
+    const body = Buffer.from(`{"Records":[${record(Buffer.from('abc'), 1)},${record(Buffer.from('def'), 2)}],"MillisBehindLatest":0}`);
+    for (const length of [0, 1, 20, body.length - 30, body.length - 1]) {
+      expect(() => decodeInChunks(body.subarray(0, length), [Math.floor(length / 2)])).toThrow(MalformedResponse);
+    }
+    const bad = Buffer.from(body.toString().replace('"MillisBehindLatest":0}', '"MillisBehindLatest":0]'));
+    expect(() => decodeInChunks(bad, [40, 80])).toThrow('expected , or } at byte');
+    expect(() => decodeInChunks(Buffer.concat([body, Buffer.from(' x')]), [body.length - 5])).toThrow(`text after the end of a GetRecords response, at byte ${body.length + 1}`);
+    const notBase64 = Buffer.from(body.toString().replace(Buffer.from('def').toString('base64'), '@@@@'));
+    expect(() => decodeInChunks(notBase64, [30, 60])).toThrow('a Data field that is not base64');
   });
 });

@@ -22,33 +22,194 @@ const BACKSLASH = 0x5c;
 
 export class MalformedResponse extends Error {}
 
-/**
- * Decodes a GetRecords response straight from its bytes. The SDK's generic deserializer costs more
- * CPU than gzip does (a regex over every Data field, a schema walk, a JS string per field); here
- * every record's Data is base64-decoded from the body into one buffer for the whole response, and
- * the only allocations per record are its Buffer view, its partition key and sequence number.
- */
+/** A whole GetRecords response body, decoded (see GetRecordsDecoder). */
 export function decodeGetRecords(body: Buffer): DecodedGetRecords {
-  const scan = new Scanner(body);
-  // Base64 is 4 bytes for 3: the decoded records fit in 3/4 of the body.
-  const out = Buffer.allocUnsafeSlow(Math.ceil((body.length * 3) / 4));
-  const records: RecordColumns = { out, used: 0, data: [], partitionKeys: [], sequenceNumbers: [], arrivals: [] };
-  let nextShardIterator: string | undefined;
-  let millisBehindLatest: number | undefined;
-  scan.expect(0x7b);
-  scan.members((key) => {
-    if (key === 'Records') readRecords(scan, body, records);
-    else if (key === 'NextShardIterator') nextShardIterator = scan.nullableString();
-    else if (key === 'MillisBehindLatest') millisBehindLatest = scan.number();
-    else scan.skip();
-  });
-  const { data, partitionKeys, sequenceNumbers, arrivals, used } = records;
-  return { data, partitionKeys, sequenceNumbers, arrivals, nextShardIterator, millisBehindLatest, dataBytes: used };
+  const decoder = new GetRecordsDecoder(body.length);
+  decoder.push(body);
+  return decoder.end();
 }
 
+/** Where the decoder is in the response: what the next unit of it is. */
+const enum Stage {
+  Open,
+  Member,
+  Record,
+  AfterRecords,
+  Done,
+}
+
+/** Thrown by a unit that ran past the bytes received so far (or is malformed: the end of the body tells which). */
+class Incomplete extends Error {}
+
+/**
+ * Decodes a GetRecords response straight from its bytes, as they arrive. The SDK's generic
+ * deserializer costs more CPU than gzip does (a regex over every Data field, a schema walk, a JS
+ * string per field); here every record's Data is base64-decoded into one buffer for the whole
+ * response, and the only allocations per record are its Buffer view, its partition key and
+ * sequence number.
+ *
+ * The body is decoded a unit at a time (a record, or one of the response's other members) as its
+ * socket chunks arrive, so a chunk is garbage the moment it is read: memory holds the decoded
+ * records (what the reader reserved the budget for) and the one unit cut by a chunk's end, not a
+ * second copy of a 14 MB response in chunks and a third joined.
+ */
+export class GetRecordsDecoder {
+  private readonly scan = new Scanner();
+  private stage = Stage.Open;
+  /** Bytes of a unit cut off by the end of a chunk, waiting for the next chunk. */
+  private pending = Buffer.allocUnsafeSlow(0);
+  private pendingLength = 0;
+  /** A unit that ran off the end is tried again once this much is pending (a large record is not rescanned per chunk). */
+  private retryAt = 0;
+  /** Bytes of the body decoded and let go of: where the pending bytes start in the body. */
+  private consumed = 0;
+  private readonly records: RecordColumns;
+  private nextShardIterator: string | undefined;
+  private millisBehindLatest: number | undefined;
+
+  /** `expectedBytes`, the body's Content-Length when known, sizes the buffer the records are decoded into. */
+  constructor(expectedBytes: number | undefined) {
+    // Base64 is 4 bytes for 3: the decoded records fit in 3/4 of the body.
+    const out = Buffer.allocUnsafeSlow(expectedBytes !== undefined ? Math.ceil((expectedBytes * 3) / 4) : 0);
+    this.records = { out, used: 0, dataBytes: 0, previousKey: Buffer.allocUnsafeSlow(MAX_SHARED_KEY_BYTES), previousKeyLength: -1, previousKeyText: '', data: [], partitionKeys: [], sequenceNumbers: [], arrivals: [] };
+  }
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    if (this.pendingLength === 0) {
+      // Nothing cut off before: decoded from the chunk itself, only its last cut unit kept.
+      this.decode(chunk, false);
+      return;
+    }
+    this.reserve(this.pendingLength + chunk.length);
+    this.pendingLength += chunk.copy(this.pending, this.pendingLength);
+    if (this.pendingLength < this.retryAt) return;
+    this.decode(this.pending.subarray(0, this.pendingLength), false);
+  }
+
+  /** The response, once its last chunk was pushed; MalformedResponse when it is not a whole one. */
+  end(): DecodedGetRecords {
+    if (this.pendingLength > 0) this.decode(this.pending.subarray(0, this.pendingLength), true);
+    if (this.stage !== Stage.Done) throw new MalformedResponse('a GetRecords response that ends before its last }');
+    const { data, partitionKeys, sequenceNumbers, arrivals, dataBytes } = this.records;
+    return { data, partitionKeys, sequenceNumbers, arrivals, nextShardIterator: this.nextShardIterator, millisBehindLatest: this.millisBehindLatest, dataBytes };
+  }
+
+  /** Decodes every whole unit of `bytes`; what is left is kept for the next chunk (or is an error at the end). */
+  private decode(bytes: Buffer, ended: boolean): void {
+    const scan = this.scan;
+    scan.reset(bytes, this.consumed);
+    const records = this.records;
+    for (;;) {
+      const mark = scan.position;
+      const used = records.used;
+      const dataBytes = records.dataBytes;
+      try {
+        if (this.stage === Stage.Done) {
+          scan.trailingSpace();
+          break;
+        }
+        this.unit();
+      } catch (err) {
+        if (!(err instanceof MalformedResponse || err instanceof Incomplete)) throw err;
+        // Cut off by the chunk's end, or malformed: only the end of the body can tell which.
+        if (ended) throw err instanceof Incomplete ? new MalformedResponse(`a GetRecords response that ends inside a value, at byte ${scan.offset(mark)}`) : err;
+        scan.position = mark;
+        records.used = used;
+        records.dataBytes = dataBytes;
+        break;
+      }
+    }
+    const rest = bytes.length - scan.position;
+    this.consumed += scan.position;
+    if (rest === 0) {
+      this.pendingLength = 0;
+      this.retryAt = 0;
+      return;
+    }
+    // The cut unit moves to the front of the pending buffer (it may be that buffer already).
+    this.reserve(rest);
+    bytes.copy(this.pending, 0, scan.position);
+    this.pendingLength = rest;
+    this.retryAt = rest * 2;
+  }
+
+  private reserve(length: number): void {
+    if (this.pending.length >= length) return;
+    const grown = Buffer.allocUnsafeSlow(Math.max(length, this.pending.length * 2, 64 * 1024));
+    this.pending.copy(grown, 0, 0, this.pendingLength);
+    this.pending = grown;
+  }
+
+  /** One unit: the opening brace, a member of the response, or one record, each with what follows it. */
+  private unit(): void {
+    const scan = this.scan;
+    switch (this.stage) {
+      case Stage.Open:
+        scan.expect(0x7b);
+        if (scan.peekByte() === undefined) throw new Incomplete();
+        if (scan.peekByte() === 0x7d) {
+          scan.advance();
+          this.stage = Stage.Done;
+        } else this.stage = Stage.Member;
+        return;
+      case Stage.Member: {
+        const key = scan.string();
+        scan.expect(0x3a);
+        if (key === 'Records') {
+          const c = scan.peekByte();
+          if (c === 0x6e) scan.skip();
+          else {
+            scan.expect(0x5b);
+            const next = scan.peekByte();
+            if (next === undefined) throw new Incomplete();
+            if (next !== 0x5d) {
+              this.stage = Stage.Record;
+              return;
+            }
+            scan.advance();
+          }
+        } else if (key === 'NextShardIterator') this.nextShardIterator = scan.nullableString();
+        else if (key === 'MillisBehindLatest') this.millisBehindLatest = scan.number();
+        else scan.skip();
+        this.afterMember();
+        return;
+      }
+      case Stage.Record:
+        if (readRecord(scan, this.records)) this.stage = Stage.AfterRecords;
+        return;
+      case Stage.AfterRecords:
+        this.afterMember();
+        return;
+      case Stage.Done:
+        return;
+    }
+  }
+
+  /** The , or } after a member of the response. */
+  private afterMember(): void {
+    const scan = this.scan;
+    const c = scan.peekByte();
+    if (c === undefined) throw new Incomplete();
+    scan.advance();
+    if (c === 0x7d) this.stage = Stage.Done;
+    else if (c === 0x2c) this.stage = Stage.Member;
+    else throw new MalformedResponse(`expected , or } at byte ${scan.offset(scan.position - 1)} of a GetRecords response`);
+  }
+}
+
+/** Partition keys up to this long are remembered, so a record with the previous record's key shares its string. */
+const MAX_SHARED_KEY_BYTES = 256;
+/** A response with no Content-Length is decoded into blocks of this size (a larger record gets its own). */
+const BLOCK_BYTES = 1 << 20;
+
 interface RecordColumns {
-  readonly out: Buffer;
+  out: Buffer;
   used: number;
+  dataBytes: number;
+  readonly previousKey: Buffer;
+  previousKeyLength: number;
+  previousKeyText: string;
   readonly data: Buffer[];
   readonly partitionKeys: string[];
   readonly sequenceNumbers: string[];
@@ -80,69 +241,72 @@ function sameBytes(a: Uint8Array, aStart: number, b: Uint8Array, bStart: number,
 }
 
 /**
- * The Records array, in one loop: no closure, no key string and no number string per record. A
- * partition key equal to the previous record's (producers often use few) is the same string.
+ * One record of the Records array and the , or ] after it, in one pass: no closure, no key string
+ * and no number string per record. Nothing is kept of a record cut off by the end of the bytes
+ * (its columns are pushed last); true when it was the array's last.
  */
-function readRecords(scan: Scanner, body: Buffer, into: RecordColumns): void {
-  if (scan.peekByte() === 0x6e) {
-    scan.skip();
-    return;
-  }
-  scan.expect(0x5b);
-  if (scan.peekByte() === 0x5d) {
-    scan.advance();
-    return;
-  }
-  let previousKeyStart = -1;
-  let previousKeyEnd = -1;
-  let previousKey = '';
-  for (;;) {
-    let bytes: Buffer | undefined;
-    let partitionKey = '';
-    let sequenceNumber = '';
-    let arrival = 0;
-    scan.expect(0x7b);
-    if (scan.peekByte() !== 0x7d) {
-      for (;;) {
+function readRecord(scan: Scanner, into: RecordColumns): boolean {
+  const body = scan.bytes;
+  let bytes: Buffer | undefined;
+  let partitionKey = '';
+  let sequenceNumber = '';
+  let arrival = 0;
+  scan.expect(0x7b);
+  if (scan.peekByte() !== 0x7d) {
+    for (;;) {
+      scan.stringRange();
+      const field = scan.escaped ? 0 : recordKey(body, scan.start, scan.end);
+      scan.expect(0x3a);
+      if (field === DATA) {
+        scan.base64Range();
+        bytes = decodeData(body, scan.start, scan.end, into);
+      } else if (field === PARTITION_KEY) {
         scan.stringRange();
-        const field = scan.escaped ? 0 : recordKey(body, scan.start, scan.end);
-        scan.expect(0x3a);
-        if (field === DATA) {
-          scan.base64Range();
-          const n = decodeBase64(body, scan.start, scan.end, into.out, into.used);
-          bytes = into.out.subarray(into.used, into.used + n);
-          into.used += n;
-        } else if (field === PARTITION_KEY) {
-          scan.stringRange();
-          const { start, end, escaped: keyEscaped } = scan;
-          if (!keyEscaped && end - start === previousKeyEnd - previousKeyStart && sameBytes(body, start, body, previousKeyStart, end - start)) partitionKey = previousKey;
-          else {
-            partitionKey = scan.text(start, end, keyEscaped);
-            if (!keyEscaped) {
-              previousKeyStart = start;
-              previousKeyEnd = end;
-              previousKey = partitionKey;
-            }
+        const { start, end, escaped: keyEscaped } = scan;
+        const length = end - start;
+        if (!keyEscaped && length === into.previousKeyLength && sameBytes(body, start, into.previousKey, 0, length)) partitionKey = into.previousKeyText;
+        else {
+          partitionKey = scan.text(start, end, keyEscaped);
+          if (!keyEscaped && length <= MAX_SHARED_KEY_BYTES) {
+            body.copy(into.previousKey, 0, start, end);
+            into.previousKeyLength = length;
+            into.previousKeyText = partitionKey;
           }
-        } else if (field === SEQUENCE_NUMBER) sequenceNumber = scan.string();
-        else if (field === ARRIVAL) arrival = scan.epochMillis();
-        else scan.skip();
-        const c = scan.peekByte();
-        scan.advance();
-        if (c === 0x7d) break;
-        if (c !== 0x2c) throw new MalformedResponse(`expected , or } at byte ${scan.position - 1} of a GetRecords response`);
-      }
-    } else scan.advance();
-    if (!bytes || !sequenceNumber) throw new MalformedResponse('a GetRecords record without Data or SequenceNumber');
-    into.data.push(bytes);
-    into.partitionKeys.push(partitionKey);
-    into.sequenceNumbers.push(sequenceNumber);
-    into.arrivals.push(arrival);
-    const c = scan.peekByte();
-    scan.advance();
-    if (c === 0x5d) return;
-    if (c !== 0x2c) throw new MalformedResponse(`expected , or ] at byte ${scan.position - 1} of a GetRecords response`);
+        }
+      } else if (field === SEQUENCE_NUMBER) sequenceNumber = scan.string();
+      else if (field === ARRIVAL) arrival = scan.epochMillis();
+      else scan.skip();
+      const c = scan.peekByte();
+      if (c === undefined) throw new Incomplete();
+      scan.advance();
+      if (c === 0x7d) break;
+      if (c !== 0x2c) throw new MalformedResponse(`expected , or } at byte ${scan.offset(scan.position - 1)} of a GetRecords response`);
+    }
+  } else scan.advance();
+  const c = scan.peekByte();
+  if (c === undefined) throw new Incomplete();
+  scan.advance();
+  if (c !== 0x5d && c !== 0x2c) throw new MalformedResponse(`expected , or ] at byte ${scan.offset(scan.position - 1)} of a GetRecords response`);
+  if (!bytes || !sequenceNumber) throw new MalformedResponse('a GetRecords record without Data or SequenceNumber');
+  into.data.push(bytes);
+  into.partitionKeys.push(partitionKey);
+  into.sequenceNumbers.push(sequenceNumber);
+  into.arrivals.push(arrival);
+  return c === 0x5d;
+}
+
+/** A record's Data, decoded into the response's buffer (a new block when it has no room left). */
+function decodeData(body: Buffer, start: number, end: number, into: RecordColumns): Buffer {
+  const most = ((end - start) / 4) * 3;
+  if (into.used + most > into.out.length) {
+    into.out = Buffer.allocUnsafeSlow(Math.max(BLOCK_BYTES, most));
+    into.used = 0;
   }
+  const n = decodeBase64(body, start, end, into.out, into.used);
+  const bytes = into.out.subarray(into.used, into.used + n);
+  into.used += n;
+  into.dataBytes += n;
+  return bytes;
 }
 
 /**
@@ -169,7 +333,26 @@ const ENDS_VALUE = new Set([0x2c, 0x7d, 0x5d, 0x20, 0x0a, 0x0d, 0x09]);
 /** Just enough JSON for the Kinesis protocol's responses, read from the bytes in place. */
 class Scanner {
   private at = 0;
-  constructor(private readonly bytes: Buffer) {}
+  bytes: Buffer = Buffer.alloc(0);
+  /** Where `bytes` starts in the response's body, for the offsets errors name. */
+  private base = 0;
+
+  reset(bytes: Buffer, base: number): void {
+    this.bytes = bytes;
+    this.base = base;
+    this.at = 0;
+  }
+
+  /** The body's offset of a position in `bytes`. */
+  offset(at: number): number {
+    return this.base + at;
+  }
+
+  /** Only white space may follow the response's closing brace. */
+  trailingSpace(): void {
+    this.ws();
+    if (this.at < this.bytes.length) throw new MalformedResponse(`text after the end of a GetRecords response, at byte ${this.offset(this.at)}`);
+  }
 
   private ws(): void {
     for (;;) {
@@ -181,7 +364,7 @@ class Scanner {
 
   expect(byte: number): void {
     this.ws();
-    if (this.bytes[this.at] !== byte) throw new MalformedResponse(`expected ${String.fromCharCode(byte)} at byte ${this.at} of a GetRecords response`);
+    if (this.bytes[this.at] !== byte) throw new MalformedResponse(`expected ${String.fromCharCode(byte)} at byte ${this.offset(this.at)} of a GetRecords response`);
     this.at++;
   }
 
@@ -202,6 +385,10 @@ class Scanner {
 
   get position(): number {
     return this.at;
+  }
+
+  set position(at: number) {
+    this.at = at;
   }
 
   /** The last string range read: its contents' bytes [start, end), and whether it has escapes. */
@@ -273,10 +460,10 @@ class Scanner {
         exponent = exponent * 10 + (c - 0x30);
         any = true;
       }
-      if (!any) throw new MalformedResponse(`a number expected at byte ${start} of a GetRecords response`);
+      if (!any) throw new MalformedResponse(`a number expected at byte ${this.offset(start)} of a GetRecords response`);
       exponent *= sign;
     }
-    if (digits === 0) throw new MalformedResponse(`a number expected at byte ${start} of a GetRecords response`);
+    if (digits === 0) throw new MalformedResponse(`a number expected at byte ${this.offset(start)} of a GetRecords response`);
     // mantissa × 10^(exponent − fraction) seconds, in ms: one rounding, at the end.
     const shift = exponent - fraction + 3;
     return Math.round(shift >= 0 ? mantissa * 10 ** shift : mantissa / 10 ** -shift);
@@ -295,7 +482,7 @@ class Scanner {
       const c = this.peek();
       this.at++;
       if (c === 0x7d) return;
-      if (c !== 0x2c) throw new MalformedResponse(`expected , or } at byte ${this.at - 1} of a GetRecords response`);
+      if (c !== 0x2c) throw new MalformedResponse(`expected , or } at byte ${this.offset(this.at - 1)} of a GetRecords response`);
     }
   }
 
@@ -315,7 +502,7 @@ class Scanner {
       const c = this.peek();
       this.at++;
       if (c === 0x5d) return;
-      if (c !== 0x2c) throw new MalformedResponse(`expected , or ] at byte ${this.at - 1} of a GetRecords response`);
+      if (c !== 0x2c) throw new MalformedResponse(`expected , or ] at byte ${this.offset(this.at - 1)} of a GetRecords response`);
     }
   }
 
@@ -354,7 +541,7 @@ class Scanner {
     const start = this.at;
     while (this.at < this.bytes.length && isNumberByte(this.bytes[this.at]!)) this.at++;
     const value = Number(this.bytes.toString('latin1', start, this.at));
-    if (!Number.isFinite(value)) throw new MalformedResponse(`a number expected at byte ${start} of a GetRecords response`);
+    if (!Number.isFinite(value)) throw new MalformedResponse(`a number expected at byte ${this.offset(start)} of a GetRecords response`);
     return value;
   }
 
@@ -376,7 +563,7 @@ class Scanner {
     }
     const start = this.at;
     while (this.at < this.bytes.length && !ENDS_VALUE.has(this.bytes[this.at]!)) this.at++;
-    if (this.at === start) throw new MalformedResponse(`a value expected at byte ${start} of a GetRecords response`);
+    if (this.at === start) throw new MalformedResponse(`a value expected at byte ${this.offset(start)} of a GetRecords response`);
   }
 }
 
@@ -393,14 +580,21 @@ export function decodeGetRecordsInPlace(client: KinesisClient): void {
   client.middlewareStack.add(
     (next, context) => async (args) => {
       const result = await next(args);
-      const response = result.response as { statusCode?: number; body?: unknown };
+      const response = result.response as { statusCode?: number; body?: unknown; headers?: Record<string, string | undefined> };
       if (context.commandName !== 'GetRecordsCommand' || response.statusCode !== 200) return result;
-      decoded.set(args.input as object, await readAndDecode(response.body));
+      decoded.set(args.input as object, await readAndDecode(response.body, contentLength(response.headers)));
       response.body = EMPTY_OBJECT;
       return result;
     },
     { step: 'deserialize', priority: 'low', name: 'firehoseDecodeGetRecords' },
   );
+}
+
+/** A response's Content-Length, when it has one that can be believed (an identity-encoded body's). */
+function contentLength(headers: Record<string, string | undefined> | undefined): number | undefined {
+  if (!headers || (headers['content-encoding'] ?? 'identity') !== 'identity') return undefined;
+  const length = Number(headers['content-length']);
+  return Number.isSafeInteger(length) && length >= 0 ? length : undefined;
 }
 
 /** The decoded response of a GetRecordsCommand sent with this input. */
@@ -411,26 +605,9 @@ export function decodedResponse(input: object): DecodedGetRecords {
   return response;
 }
 
-/**
- * A response's chunks joined into one scratch buffer, reused by every response: it is decoded the
- * moment it is whole, in the same turn, so one buffer serves every shard reader, and a fresh 10 MB
- * allocation per response (page faults, GC) is avoided.
- */
-let scratch = Buffer.allocUnsafeSlow(1 << 20);
-
-async function readAndDecode(body: unknown): Promise<DecodedGetRecords> {
+async function readAndDecode(body: unknown, contentLength: number | undefined): Promise<DecodedGetRecords> {
   if (body instanceof Uint8Array) return decodeGetRecords(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    chunks.push(chunk);
-    length += chunk.length;
-  }
-  if (chunks.length === 1) return decodeGetRecords(chunks[0]!);
-  // Grown to the largest response seen, rounded up to a MiB: no doubling past what Kinesis sends (10 MB of data, ~14 MB of JSON).
-  if (scratch.length < length) scratch = Buffer.allocUnsafeSlow(Math.ceil(length / (1 << 20)) * (1 << 20));
-  let at = 0;
-  for (const chunk of chunks) at += chunk.copy(scratch, at);
-  // Decoded in this same turn: no other response can be copied into the scratch buffer meanwhile.
-  return decodeGetRecords(scratch.subarray(0, length));
+  const decoder = new GetRecordsDecoder(contentLength);
+  for await (const chunk of body as AsyncIterable<Buffer>) decoder.push(chunk);
+  return decoder.end();
 }
