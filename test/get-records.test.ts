@@ -100,4 +100,20 @@ describe('GetRecords decoded from its bytes', () => {
     const notBase64 = Buffer.from(body.toString().replace(Buffer.from('def').toString('base64'), '@@@@'));
     expect(() => decodeInChunks(notBase64, [30, 60])).toThrow('a Data field that is not base64');
   });
+
+  it('records decoded together, on their own (large ones), across blocks, and cut just after their Data: each record\'s own bytes', () => {
+    // 60 KiB of base64 and more is decoded on its own; smaller ones together, 128 KiB at a time; blocks of 1 MiB without a Content-Length.
+    const payloads = Array.from({ length: 60 }, (_, i) => randomBytes(i % 9 === 0 ? 70_000 + i : 1_000 + ((i * 7919) % 30_000)));
+    const body = Buffer.from(`{"Records":[${payloads.map((p, i) => record(p, i)).join(',')}],"NextShardIterator":"it","MillisBehindLatest":0}`);
+    const afterData: number[] = [];
+    for (let at = body.indexOf('"PartitionKey"'); at >= 0; at = body.indexOf('"PartitionKey"', at + 1)) afterData.push(at + 3);
+    const everyFewKiB = Array.from({ length: Math.floor(body.length / 3_001) }, (_, i) => (i + 1) * 3_001);
+    for (const cuts of [afterData, everyFewKiB, [...afterData, ...everyFewKiB].sort((a, b) => a - b)]) {
+      for (const contentLength of [body.length, undefined]) {
+        const decoded = decodeInChunks(body, cuts, contentLength);
+        expect(decoded.data.map((d, i) => d.equals(payloads[i]!))).toEqual(payloads.map(() => true));
+        expect(decoded.dataBytes).toBe(payloads.reduce((n, p) => n + p.length, 0));
+      }
+    }
+  });
 });

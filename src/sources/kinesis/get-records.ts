@@ -75,7 +75,7 @@ export class GetRecordsDecoder {
   constructor(expectedBytes: number | undefined) {
     // Base64 is 4 bytes for 3: the decoded records fit in 3/4 of the body.
     const out = Buffer.allocUnsafeSlow(expectedBytes !== undefined ? Math.ceil((expectedBytes * 3) / 4) : 0);
-    this.records = { out, used: 0, dataBytes: 0, previousKey: Buffer.allocUnsafeSlow(MAX_SHARED_KEY_BYTES), previousKeyLength: -1, previousKeyText: '', data: [], partitionKeys: [], sequenceNumbers: [], arrivals: [] };
+    this.records = { out, used: 0, dataBytes: 0, gathered: Buffer.allocUnsafeSlow(GATHERED_BYTES * 2), gatheredLength: 0, gatheredAt: 0, flushes: 0, gatheredRanges: [], previousKey: Buffer.allocUnsafeSlow(MAX_SHARED_KEY_BYTES), previousKeyLength: -1, previousKeyText: '', data: [], partitionKeys: [], sequenceNumbers: [], arrivals: [] };
   }
 
   push(chunk: Buffer): void {
@@ -109,6 +109,9 @@ export class GetRecordsDecoder {
       const out = records.out;
       const used = records.used;
       const dataBytes = records.dataBytes;
+      const gatheredLength = records.gatheredLength;
+      const gatheredRanges = records.gatheredRanges.length;
+      const flushes = records.flushes;
       try {
         if (this.stage === Stage.Done) {
           scan.trailingSpace();
@@ -120,12 +123,18 @@ export class GetRecordsDecoder {
         // Cut off by the chunk's end, or malformed: only the end of the body can tell which.
         if (ended) throw err instanceof Incomplete ? new MalformedResponse(`a GetRecords response that ends inside a value, at byte ${scan.offset(mark)}`) : err;
         scan.position = mark;
+        // What the cut record gathered is let go of; had it flushed what was gathered before it, that is decoded already.
+        const flushed = records.flushes !== flushes;
+        records.gatheredLength = flushed ? 0 : gatheredLength;
+        records.gatheredRanges.length = flushed ? 0 : gatheredRanges;
         records.out = out;
         records.used = used;
         records.dataBytes = dataBytes;
         break;
       }
     }
+    // Before the chunk is let go of: a record found not base64 is named from its bytes.
+    flushData(bytes, records);
     const rest = bytes.length - scan.position;
     this.consumed += scan.position;
     if (rest === 0) {
@@ -213,6 +222,14 @@ interface RecordColumns {
   out: Buffer;
   used: number;
   dataBytes: number;
+  /** Records' base64 not yet decoded (flushData), and where in `out` it decodes to. */
+  readonly gathered: Buffer;
+  gatheredLength: number;
+  gatheredAt: number;
+  /** Flushes so far: a record cut off by a chunk's end after one has nothing gathered to keep. */
+  flushes: number;
+  /** Each gathered record's base64 in the body and its place in `out`: start, end, at. */
+  readonly gatheredRanges: number[];
   readonly previousKey: Buffer;
   previousKeyLength: number;
   previousKeyText: string;
@@ -301,18 +318,69 @@ function readRecord(scan: Scanner, into: RecordColumns): boolean {
   return c === 0x5d;
 }
 
-/** A record's Data, decoded into the response's buffer (a new block when it has no room left). */
+/**
+ * A record's Data: its place in the response's buffer (a new block when it has no room left), its
+ * base64 gathered with the records before it to be decoded at once (see flushData). Each record
+ * takes whole 3-byte groups: a padded last group is gathered with its = as A, so the gathered text
+ * decodes as one run, and the byte or two that padding stood for are left over past the record's end.
+ */
 function decodeData(body: Buffer, start: number, end: number, into: RecordColumns): Buffer {
-  const most = ((end - start) / 4) * 3;
-  if (into.used + most > into.out.length) {
-    into.out = Buffer.allocUnsafeSlow(Math.max(BLOCK_BYTES, most));
+  const length = end - start;
+  if (length % 4 !== 0) throw new MalformedResponse(`a Data field of ${length} base64 characters`);
+  const taken = (length / 4) * 3;
+  if (into.used + taken > into.out.length) {
+    flushData(body, into);
+    into.out = Buffer.allocUnsafeSlow(Math.max(BLOCK_BYTES, taken));
     into.used = 0;
   }
-  const n = decodeBase64(body, start, end, into.out, into.used);
-  const bytes = into.out.subarray(into.used, into.used + n);
-  into.used += n;
+  let pad = 0;
+  if (length > 0 && body[end - 1] === 0x3d) pad++;
+  if (length > 1 && body[end - 2] === 0x3d) pad++;
+  const n = taken - pad;
+  const at = into.used;
+  if (length > GATHERED_BYTES) {
+    // A large one is decoded on its own, from the body: gathering it would only copy it once more.
+    flushData(body, into);
+    decodeBase64(body, start, end, into.out, at);
+  } else if (length > 0) {
+    const gathered = into.gathered;
+    if (into.gatheredLength === 0) into.gatheredAt = at;
+    if (into.gatheredLength + length > gathered.length) {
+      flushData(body, into);
+      into.gatheredAt = at;
+    }
+    const from = into.gatheredLength;
+    body.copy(gathered, from, start, end);
+    if (pad > 0) gathered.fill(0x41, from + length - pad, from + length);
+    into.gatheredLength += length;
+    into.gatheredRanges.push(start, end, at);
+  }
+  into.used += taken;
   into.dataBytes += n;
-  return bytes;
+  return into.out.subarray(at, at + n);
+}
+
+/** Records whose base64 is gathered and decoded together: past this, one is decoded on its own. */
+const GATHERED_BYTES = 64 * 1024;
+
+/**
+ * Decodes the base64 gathered since the last flush into the records' places, in one native call:
+ * one per record (each with a JS string of its base64, 1.4 × its bytes of garbage) cost a third of
+ * reading. Where the whole does not decode to its length, some record is not base64: each is then
+ * decoded on its own from the body, which names it. Called while the records' base64 is still in `body`.
+ */
+function flushData(body: Buffer, into: RecordColumns): void {
+  const length = into.gatheredLength;
+  if (length === 0) return;
+  const expected = (length / 4) * 3;
+  const written = into.out.write(into.gathered.toString('latin1', 0, length), into.gatheredAt, expected, 'base64');
+  if (written !== expected) {
+    const ranges = into.gatheredRanges;
+    for (let i = 0; i < ranges.length; i += 3) decodeBase64(body, ranges[i]!, ranges[i + 1]!, into.out, ranges[i + 2]!);
+  }
+  into.gatheredLength = 0;
+  into.gatheredRanges.length = 0;
+  into.flushes++;
 }
 
 /**
