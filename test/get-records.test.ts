@@ -109,7 +109,8 @@ describe('GetRecords decoded from its bytes', () => {
     for (let at = body.indexOf('"PartitionKey"'); at >= 0; at = body.indexOf('"PartitionKey"', at + 1)) afterData.push(at + 3);
     const everyFewKiB = Array.from({ length: Math.floor(body.length / 3_001) }, (_, i) => (i + 1) * 3_001);
     for (const cuts of [afterData, everyFewKiB, [...afterData, ...everyFewKiB].sort((a, b) => a - b)]) {
-      for (const contentLength of [body.length, undefined]) {
+      // A Content-Length that understates the body too: the buffers it sized only start smaller.
+      for (const contentLength of [body.length, undefined, 100]) {
         const decoded = decodeInChunks(body, cuts, contentLength);
         expect(decoded.data.map((d, i) => d.equals(payloads[i]!))).toEqual(payloads.map(() => true));
         expect(decoded.dataBytes).toBe(payloads.reduce((n, p) => n + p.length, 0));

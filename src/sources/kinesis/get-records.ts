@@ -75,7 +75,7 @@ export class GetRecordsDecoder {
   constructor(expectedBytes: number | undefined) {
     // Base64 is 4 bytes for 3: the decoded records fit in 3/4 of the body.
     const out = Buffer.allocUnsafeSlow(expectedBytes !== undefined ? Math.ceil((expectedBytes * 3) / 4) : 0);
-    this.records = { out, used: 0, dataBytes: 0, gathered: Buffer.allocUnsafeSlow(GATHERED_BYTES * 2), gatheredLength: 0, gatheredAt: 0, previousKey: Buffer.allocUnsafeSlow(MAX_SHARED_KEY_BYTES), previousKeyLength: -1, previousKeyText: '', data: [], partitionKeys: [], sequenceNumbers: [], arrivals: [] };
+    this.records = { out, used: 0, dataBytes: 0, gathered: Buffer.allocUnsafeSlow(Math.min(GATHERED_BYTES * 2, expectedBytes ?? Infinity)), gatheredLength: 0, gatheredAt: 0, previousKey: Buffer.allocUnsafeSlow(MAX_SHARED_KEY_BYTES), previousKeyLength: -1, previousKeyText: '', data: [], partitionKeys: [], sequenceNumbers: [], arrivals: [] };
   }
 
   push(chunk: Buffer): void {
@@ -323,8 +323,10 @@ function decodeData(body: Buffer, start: number, end: number, into: RecordColumn
   if (length > 1 && body[end - 2] === 0x3d) pad++;
   const n = taken - pad;
   const at = into.used;
-  if (length > GATHERED_BYTES) {
+  if (length > GATHERED_BYTES || length > into.gathered.length) {
     // A large one is decoded on its own, from the body: gathering it would only copy it once more.
+    // (The gathering buffer is no larger than the body said it would be: a tip-of-stream answer
+    // of a few records, several a second for each shard, does not allocate 128 KiB.)
     flushData(into);
     decodeBase64(body, start, end, into.out, at);
   } else if (length > 0) {
