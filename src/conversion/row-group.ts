@@ -8,6 +8,8 @@
 import { gzipSync } from 'node:zlib';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import { snappyCompress } from './snappy.js';
+import type { ColumnChunk } from 'hyparquet';
+import { RowGroupColumns } from './record-reader.js';
 import { CoercionError, parseJsonExact, parquetSchema, rowOf, type SessionSpec } from './types.js';
 
 /** "PAR1": the file's first four bytes, and its last. */
@@ -40,38 +42,64 @@ function writerFor(spec: SessionSpec, writer: ByteWriter): ParquetWriter {
   return new ParquetWriter({ writer, schema: parquetSchema(spec.columns) as never, codec: spec.compression, compressors, createdBy: 'firehose (hyparquet-writer)' });
 }
 
-/** Parses and coerces the records (`ends[i]` is where record i ends in `payload`) and encodes their rows. */
+/**
+ * Reads and coerces the records (`ends[i]` is where record i ends in `payload`) and encodes their
+ * rows. Records are read from their bytes into the columns' stores; one the reader declines is
+ * decoded the general way (and named, if it is malformed).
+ */
 export function encodeRowGroup(spec: SessionSpec, payload: Uint8Array, ends: Uint32Array): EncodedRowGroup {
   const failures: RecordFailure[] = [];
-  const columns: unknown[][] = spec.columns.map(() => []);
+  const columns = new RowGroupColumns(spec);
   let start = 0;
   for (let i = 0; i < ends.length; i++) {
     const end = ends[i]!;
-    try {
-      const row = rowOf(parseJsonExact(decoder.decode(payload.subarray(start, end))), spec.columns, spec.deserializer);
-      for (let c = 0; c < row.length; c++) columns[c]!.push(row[c]);
-    } catch (err) {
-      const message = err instanceof CoercionError ? err.message : err instanceof SyntaxError ? `the record is not JSON: ${err.message}` : `the record is not UTF-8 JSON: ${(err as Error).message}`;
-      failures.push({ index: i, message });
+    if (!columns.read(payload, start, end)) {
+      try {
+        columns.append(rowOf(parseJsonExact(decoder.decode(payload.subarray(start, end))), spec.columns, spec.deserializer));
+      } catch (err) {
+        const message = err instanceof CoercionError ? err.message : err instanceof SyntaxError ? `the record is not JSON: ${err.message}` : `the record is not UTF-8 JSON: ${(err as Error).message}`;
+        failures.push({ index: i, message });
+      }
     }
     start = end;
   }
-  const rows = columns[0]?.length ?? 0;
+  const rows = columns.rows;
   if (rows === 0) return { bytes: new Uint8Array(0), rowGroup: undefined, indexes: [], failures };
   const writer = new ByteWriter(Math.max(1 << 16, payload.length >> 1));
   const parquet = writerFor(spec, writer);
-  parquet.write({
-    // EnableDictionaryCompression false: PLAIN pages. (hyparquet-writer's `dictionarySize: 0`, passed
-    // before, reads as "no cap": columns were dictionary-encoded regardless.) Booleans keep the
-    // writer's own choice, RLE, which is not a dictionary.
-    columnData: spec.columns.map((c, i) => ({ name: c.name, data: columns[i] as never, ...(spec.enableDictionaryCompression || c.type.kind === 'boolean' ? {} : { encoding: 'PLAIN' as const }) })),
-    rowGroupSize: rows,
-    pageSize: spec.pageSizeBytes,
-  });
+  const compress = spec.compression === 'UNCOMPRESSED' ? undefined : (compressors as Record<string, (bytes: Uint8Array) => Uint8Array>)[spec.compression];
+  if (spec.compression !== 'UNCOMPRESSED' && !compress) throw new Error(`parquet no compressor for codec ${spec.compression}`);
+  const settings = { codec: spec.compression, compress, pageSizeBytes: spec.pageSizeBytes };
+  const chunks: ColumnChunk[] = [];
+  const indexes: PageIndexes[] = [];
+  let uncompressed = 0n;
+  // Column chunks in schema order: the leaves written here, the other columns by hyparquet-writer.
+  for (const top of columns.tops) {
+    if (top.leaves) {
+      for (const leaf of top.leaves) {
+        const { chunk, offsetIndex } = leaf.write(writer, settings);
+        chunks.push(chunk);
+        indexes.push({ chunk, ...(offsetIndex ? { offsetIndex } : {}) });
+      }
+      continue;
+    }
+    const c = top.column;
+    parquet.write({
+      // EnableDictionaryCompression false: PLAIN pages. (hyparquet-writer's `dictionarySize: 0`
+      // reads as "no cap".) Booleans keep the writer's own choice, RLE, which is not a dictionary.
+      columnData: [{ name: c.name, data: top.values as never, ...(spec.enableDictionaryCompression || c.type.kind === 'boolean' ? {} : { encoding: 'PLAIN' as const }) }],
+      rowGroupSize: rows,
+      pageSize: spec.pageSizeBytes,
+    });
+    chunks.push(...parquet.row_groups.pop()!.columns);
+    indexes.push(...parquet.pendingIndexes.splice(0));
+  }
+  for (const chunk of chunks) uncompressed += chunk.meta_data!.total_uncompressed_size;
+  const rowGroup: RowGroup = { columns: chunks, total_byte_size: uncompressed, num_rows: BigInt(rows), total_compressed_size: BigInt(writer.offset - PARQUET_MAGIC.length) };
   // Copied out at its exact size: the writer's buffer is up to twice as large, and the file holds
   // its row groups until it is delivered.
   const bytes = new Uint8Array(writer.buffer.slice(PARQUET_MAGIC.length, writer.index));
-  return { bytes, rowGroup: parquet.row_groups[0], indexes: parquet.pendingIndexes, failures };
+  return { bytes, rowGroup, indexes, failures };
 }
 
 /** Moves a row group encoded as though it began at offset 4 to where it begins in the file. */

@@ -215,7 +215,8 @@ export function coerce(value: unknown, type: ColumnType, path: string): unknown 
       return bad();
     case 'timestamp': {
       const ms = typeof value === 'number' ? value : typeof value === 'string' ? (/^-?\d+$/.test(value) ? Number(value) : Date.parse(value)) : NaN;
-      return Number.isFinite(ms) ? new Date(Math.trunc(ms)) : bad();
+      // A Date holds ±8.64e15 ms; past that it is Invalid Date, which no column can hold.
+      return Number.isFinite(ms) && Math.abs(ms) <= 8.64e15 ? new Date(Math.trunc(ms)) : bad();
     }
     case 'date': {
       if (typeof value === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(value)) {
