@@ -208,16 +208,26 @@ export class RowGroupColumns {
       for (const leaf of this.leaves) if (leaf instanceof BytesColumn) leaf.records = payload;
     }
     this.reset();
+    try {
+      if (!this.scan(this.root, payload, start, end)) return false;
+    } catch {
+      // Nothing is kept until the record is read whole: whatever went wrong, the general path
+      // reads it (and names what is wrong with it).
+      return false;
+    }
+    return this.commit();
+  }
+
+  private scan(root: KeyNode, payload: Uint8Array, start: number, end: number): boolean {
     this.i = start;
     this.end = end;
     this.high = false;
     this.ws();
     if (this.i >= end || payload[this.i] !== 0x7b) return false;
-    if (!this.object(this.root, 0)) return false;
+    if (!this.object(root, 0)) return false;
     this.ws();
     if (this.i !== end) return false;
-    if (this.high && !isUtf8(payload.subarray(start, end))) return false;
-    return this.commit();
+    return !this.high || isUtf8(payload.subarray(start, end));
   }
 
   /** Keeps a row the general path decoded and coerced (`rowOf`'s values, one per column). */
