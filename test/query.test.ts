@@ -29,3 +29,55 @@ describe('MetadataExtraction queries (jq subset)', () => {
     expect(() => compileQuery(source)).toThrow(message);
   });
 });
+
+describe('field-path queries read from the record bytes', () => {
+  const queries = [
+    '{customer: .customer_id, region: .geo.region}',
+    '{city: .geo["city name"] | ascii_upcase, customer_id}',
+    '{day: .ts | strftime("%Y-%m-%d")}',
+    '{n: .n}',
+  ];
+  const records = [
+    JSON.stringify(record),
+    '{"customer_id":"c-1","geo":{"region":"us","city name":"Oslo"},"ts":"1535365805","n":"7"}',
+    '{"customer_id":"c-\\u0031","geo":{"region":"esc\\"aped"}}',
+    '{"customer_id":"c-2","customer_id":"c-3","geo":{"region":"dup"}}',
+    '{"customer_id":"c-4","geo":"not an object"}',
+    '{"customer_id":"c-5","geo":{"region":null}}',
+    '{"customer_id":"c-6","geo":{"region":"x"},"extra":[1,{"a":"\\n"},true,null,-1.5e3]}',
+    '{"Customer_id":"case","geo":{"region":"y"}}',
+    '{"customer_id":"caf\u00e9 \u{1F600}","geo":{"region":"z"}}',
+    '{"customer_id":"c-7","geo":{"region":"w"}',
+    '{"customer_id":"c-8","geo":{"region":"w"}} trailing',
+    '[{"customer_id":"c-9"}]',
+    '  {"customer_id" : "c-10" , "geo" : { "region" : "spaced" } }\n',
+  ];
+  const outcome = (f: () => unknown) => {
+    try {
+      return f();
+    } catch (err) {
+      return `${(err as Error).constructor.name}: ${(err as Error).message}`;
+    }
+  };
+
+  it.each(queries)('%s: the keys read from the bytes are those of the parsed record, or the record is left to be parsed', (source) => {
+    const q = compileQuery(source);
+    let read = 0;
+    for (const text of records) {
+      const data = Buffer.from(text);
+      const parsed = outcome(() => q.evaluate(JSON.parse(data.toString('utf8'))));
+      const fromBytes = q.fromBytes(data);
+      if (fromBytes) read++;
+      // Read from the bytes only where the parse would give the same keys.
+      expect(fromBytes ?? parsed, text).toEqual(parsed);
+    }
+    expect(read).toBeGreaterThan(0);
+  });
+
+  it('reads plain records without parsing them, and leaves escapes, duplicates and malformed JSON to the parse', () => {
+    const q = compileQuery(queries[0]!);
+    const fromBytes = records.map((text) => q.fromBytes(Buffer.from(text)) !== undefined);
+    expect(fromBytes).toEqual([true, true, false, false, false, false, true, false, true, false, false, false, true]);
+    expect(compileQuery('{first: .tags[0]}').fromBytes(Buffer.from(JSON.stringify(record)))).toBeUndefined();
+  });
+});

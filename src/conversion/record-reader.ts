@@ -201,21 +201,37 @@ export class RowGroupColumns {
    * record must go the general way.
    */
   read(payload: Uint8Array, start: number, end: number): boolean {
+    return this.scanOnly(payload, start, end) && this.commit();
+  }
+
+  /** Whether records can be read from their bytes at all (not with every deserializer setting or column name). */
+  get reads(): boolean {
+    return this.root !== undefined;
+  }
+
+  /** Reads record [start, end) of `payload` as `read` does, keeping nothing: its string values are then `stringOf`'s. */
+  scanOnly(payload: Uint8Array, start: number, end: number): boolean {
     if (!this.root) return false;
     if (payload !== this.p) {
       this.p = payload;
-      this.text = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+      this.text = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
       for (const leaf of this.leaves) if (leaf instanceof BytesColumn) leaf.records = payload;
     }
     this.reset();
     try {
-      if (!this.scan(this.root, payload, start, end)) return false;
+      return this.scan(this.root, payload, start, end);
     } catch {
       // Nothing is kept until the record is read whole: whatever went wrong, the general path
       // reads it (and names what is wrong with it).
       return false;
     }
-    return this.commit();
+  }
+
+  /** After `scanOnly`: string column `t`'s value in the record, or undefined when it has none. */
+  stringOf(t: number): string | undefined {
+    const f = this.tops[t]?.field;
+    if (!f || f.type.kind !== 'string' || this.present[f.id] === 0) return undefined;
+    return this.text.toString('utf8', this.starts[f.id], this.ends[f.id]);
   }
 
   private scan(root: KeyNode, payload: Uint8Array, start: number, end: number): boolean {

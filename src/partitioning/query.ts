@@ -6,6 +6,8 @@
  * runs ~800 evaluations/s (NOTES.md); this runs at JSON.parse speed. Anything else is rejected at
  * configuration time with the supported forms named.
  */
+import { RowGroupColumns } from '../conversion/record-reader.js';
+
 export type PartitionKeys = Record<string, string>;
 
 export interface CompiledQuery {
@@ -13,11 +15,37 @@ export interface CompiledQuery {
   readonly keys: readonly string[];
   /** The keys of one parsed JSON record; throws QueryError naming the key that has no value. */
   evaluate(document: unknown): PartitionKeys;
+  /**
+   * The keys read straight from a record's bytes, for a query of field paths: undefined when the
+   * record must be parsed and evaluated instead (a key without a plain string value, an escape in
+   * one, a duplicate key, JSON that is not well-formed — whose error, then, is the parse's).
+   */
+  fromBytes(data: Buffer): PartitionKeys | undefined;
 }
 
 export class QueryError extends Error {}
 
 type Step = (value: unknown) => unknown;
+/** A key, its steps, the filters at their end, and the field names of its path (undefined when the path indexes an array). */
+type Entry = [string, Step[], Step[], string[] | undefined];
+
+/**
+ * The Parquet reader's byte scanner, asked for each key's path as a string column: a query of
+ * field paths (no array index, no name the scanner cannot match as bytes) reads a record without
+ * parsing it. jq looks fields up exactly, so keys match case-sensitively.
+ */
+function pathReader(entries: readonly Entry[]): RowGroupColumns | undefined {
+  if (!entries.every(([, , , names]) => names && names.length > 0 && names.every((n) => !n.includes('.')))) return undefined;
+  const reader = new RowGroupColumns({
+    columns: entries.map((_, k) => ({ name: `key${k}`, type: { kind: 'string' }, nullable: true })),
+    deserializer: { caseInsensitive: false, columnToJsonKeyMappings: Object.fromEntries(entries.map(([, , , names], k) => [`key${k}`, names!.join('.')])), convertDotsInJsonKeysToUnderscores: false },
+    compression: 'UNCOMPRESSED',
+    pageSizeBytes: 1,
+    rowGroupBytes: 1,
+    enableDictionaryCompression: false,
+  });
+  return reader.reads ? reader : undefined;
+}
 
 export function compileQuery(source: string): CompiledQuery {
   const parser = new Parser(source);
@@ -25,9 +53,22 @@ export function compileQuery(source: string): CompiledQuery {
   parser.end();
   const keys = entries.map(([key]) => key);
   if (new Set(keys).size !== keys.length) throw new QueryError(`${source}: a key appears twice`);
+  const reader = pathReader(entries);
   return {
     source,
     keys,
+    fromBytes(data) {
+      if (!reader?.scanOnly(data, 0, data.length)) return undefined;
+      const out: PartitionKeys = {};
+      for (let k = 0; k < entries.length; k++) {
+        let value: unknown = reader.stringOf(k);
+        if (value === undefined) return undefined;
+        for (const filter of entries[k]![2]) value = filter(value);
+        if (value === null || value === undefined || typeof value === 'object') return undefined;
+        out[entries[k]![0]] = String(value);
+      }
+      return out;
+    },
     evaluate(document) {
       const out: PartitionKeys = {};
       for (const [key, steps] of entries) {
@@ -56,18 +97,18 @@ class Parser {
   private at = 0;
   constructor(private readonly text: string) {}
 
-  object(): Array<[string, Step[]]> {
+  object(): Entry[] {
     this.expect('{');
-    const entries: Array<[string, Step[]]> = [];
+    const entries: Entry[] = [];
     do {
       this.space();
       const key = this.peek() === '"' ? this.string() : this.identifier();
       this.space();
       if (this.peek() === ':') {
         this.at++;
-        entries.push([key, this.value()]);
+        entries.push([key, ...this.value()]);
       } else {
-        entries.push([key, [field(key)]]);
+        entries.push([key, [field(key)], [], [key]]);
       }
       this.space();
     } while (this.peek() === ',' && ++this.at);
@@ -80,12 +121,17 @@ class Parser {
     if (this.at < this.text.length) this.fail('unexpected text');
   }
 
-  private value(): Step[] {
+  /** The value's steps, the filters among them (after its path), and its path's names (undefined with an index in it). */
+  private value(): [Step[], Step[], string[] | undefined] {
     this.space();
-    const steps = this.path();
+    const [steps, names] = this.path();
+    const filters: Step[] = [];
     for (;;) {
       this.space();
-      if (this.peek() !== '|') return steps;
+      if (this.peek() !== '|') {
+        steps.push(...filters);
+        return [steps, filters, names];
+      }
       this.at++;
       this.space();
       const name = this.identifier();
@@ -96,35 +142,43 @@ class Parser {
         const format = this.string();
         this.space();
         this.expect(')');
-        steps.push(strftime(format));
+        filters.push(strftime(format));
       } else if (FILTERS[name]) {
-        steps.push(FILTERS[name]!);
+        filters.push(FILTERS[name]!);
       } else {
         this.fail(`filter ${JSON.stringify(name)} is not supported (tostring, ascii_downcase, ascii_upcase, strftime("…"))`);
       }
     }
   }
 
-  private path(): Step[] {
+  private path(): [Step[], string[] | undefined] {
     this.expect('.');
     const steps: Step[] = [];
-    if (/[A-Za-z_]/.test(this.peek())) steps.push(field(this.identifier()));
+    let names: string[] | undefined = [];
+    const name = (n: string) => {
+      steps.push(field(n));
+      names?.push(n);
+    };
+    if (/[A-Za-z_]/.test(this.peek())) name(this.identifier());
     for (;;) {
       const c = this.peek();
       if (c === '.' && /[A-Za-z_]/.test(this.text[this.at + 1] ?? '')) {
         this.at++;
-        steps.push(field(this.identifier()));
+        name(this.identifier());
       } else if (c === '[') {
         this.at++;
         this.space();
-        if (this.peek() === '"') steps.push(field(this.string()));
-        else steps.push(element(this.integer()));
+        if (this.peek() === '"') name(this.string());
+        else {
+          steps.push(element(this.integer()));
+          names = undefined;
+        }
         this.space();
         this.expect(']');
       } else if (c === '.' && this.text[this.at + 1] === '[') {
         this.at++;
       } else {
-        return steps;
+        return [steps, names];
       }
     }
   }

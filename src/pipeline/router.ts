@@ -90,7 +90,7 @@ export class Router {
   /** The record's partition, from the query's values and the transform's keys, as seen before when it was. */
   private partitionOf(record: SourceRecord, lambdaKeys: Readonly<Record<string, string>> | undefined, partitioning: NonNullable<PipelineSettings['partitioning']>): Partition {
     const query = this.settings.processing?.metadataExtraction;
-    const found = query ? query.evaluate(JSON.parse(record.data.toString('utf8'))) : undefined;
+    const found = query ? (query.fromBytes(record.data) ?? query.evaluate(JSON.parse(record.data.toString('utf8')))) : undefined;
     // The values as one string: one value as it is, several joined by NUL. Two sets of values can
     // join alike only when a value holds a NUL (which no valid one does): those are not looked up.
     let id = '';
