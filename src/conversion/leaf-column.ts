@@ -96,7 +96,8 @@ export abstract class LeafColumn {
    */
   protected dictionaryPays(final: boolean): boolean {
     const distinct = this.dictionarySize();
-    if (distinct === undefined) return false;
+    // A column of nulls only has no dictionary to write (hyparquet-writer writes none either).
+    if (distinct === undefined || distinct === 0) return false;
     const { plain, dictionary } = this.plainAndDictionaryBytes();
     const indexBytes = final ? Math.ceil((this.values * Math.ceil(Math.log2(Math.max(distinct, 1)))) / 8) : 0;
     return 2 * (dictionary + indexBytes) <= plain;

@@ -26,6 +26,7 @@ const POW10 = Array.from({ length: 23 }, (_, e) => 10 ** e);
 /** Deeper than any log record; past it a record goes the general way. */
 const MAX_DEPTH = 256;
 const encoder = new TextEncoder();
+const EMPTY = Buffer.alloc(0);
 
 /** Whether the conversion keeps this type's values in its own column stores. */
 export function keptAsLeaves(type: ColumnType): boolean {
@@ -97,8 +98,8 @@ export class RowGroupColumns {
   private readonly others: unknown[];
 
   // The record being read.
-  private p: Uint8Array = new Uint8Array(0);
-  private text: Buffer = Buffer.alloc(0);
+  private p: Uint8Array = EMPTY;
+  private text: Buffer = EMPTY;
   private i = 0;
   private end = 0;
   private high = false;
@@ -225,6 +226,14 @@ export class RowGroupColumns {
       // reads it (and names what is wrong with it).
       return false;
     }
+  }
+
+  /** Lets go of the last record scanned (a long-lived reader would keep its bytes alive). */
+  forget(): void {
+    this.p = EMPTY;
+    this.text = EMPTY;
+    this.sources.fill(EMPTY);
+    for (const leaf of this.leaves) if (leaf instanceof BytesColumn) leaf.records = this.p;
   }
 
   /** After `scanOnly`: string column `t`'s value in the record, or undefined when it has none. */

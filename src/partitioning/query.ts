@@ -60,14 +60,15 @@ export function compileQuery(source: string): CompiledQuery {
     fromBytes(data) {
       if (!reader?.scanOnly(data, 0, data.length)) return undefined;
       const out: PartitionKeys = {};
-      for (let k = 0; k < entries.length; k++) {
+      let ok = true;
+      for (let k = 0; k < entries.length && ok; k++) {
         let value: unknown = reader.stringOf(k);
-        if (value === undefined) return undefined;
-        for (const filter of entries[k]![2]) value = filter(value);
-        if (value === null || value === undefined || typeof value === 'object') return undefined;
-        out[entries[k]![0]] = String(value);
+        for (const filter of entries[k]![2]) if (value !== undefined) value = filter(value);
+        if (value === null || value === undefined || typeof value === 'object') ok = false;
+        else out[entries[k]![0]] = String(value);
       }
-      return out;
+      reader.forget();
+      return ok ? out : undefined;
     },
     evaluate(document) {
       const out: PartitionKeys = {};
