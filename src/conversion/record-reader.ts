@@ -10,10 +10,13 @@
  *
  * Array, map and decimal columns (and structs holding them) are not kept here: the reader hands
  * their values, decoded and coerced, to hyparquet-writer.
+ *
+ * `RecordScanner` reads one record into one row's values; `RowGroupColumns` keeps those rows in a
+ * row group's column stores. Dynamic partitioning's field-path queries use the scanner alone.
  */
 import { isUtf8 } from 'node:buffer';
 import { BytesColumn, NumberColumn, type LeafColumn, type LeafKind } from './leaf-column.js';
-import { coerce, parseJsonExact, type Column, type ColumnType, type SessionSpec } from './types.js';
+import { coerce, parseJsonExact, type Column, type ColumnType, type DeserializerOptions, type SessionSpec } from './types.js';
 
 const LEAF_KINDS: Partial<Record<ColumnType['kind'], LeafKind>> = {
   string: 'bytes', binary: 'bytes', int: 'int32', date: 'int32', bigint: 'int64', timestamp: 'int64', double: 'double', float: 'float', boolean: 'boolean',
@@ -37,15 +40,26 @@ export function keptAsLeaves(type: ColumnType): boolean {
 interface Field {
   readonly id: number;
   readonly name: string;
+  /** The names from the column down to this field. */
+  readonly names: readonly string[];
   /** For errors and for `coerce`: `http.status`. */
   readonly path: string;
   readonly type: ColumnType;
   /** 1 when the field is OPTIONAL: present, it adds one to its leaves' definition levels. */
   readonly optional: number;
-  readonly leaf: LeafColumn | undefined;
+  /** How a primitive field's values are kept (undefined for a struct). */
+  readonly kind: LeafKind | undefined;
+  /** A leaf's definition level when it has a value. */
+  readonly level: number;
   readonly children: Field[];
   /** For a leaf: the fields from its column down to itself. */
   readonly chain: number[];
+}
+
+/** A column as the scanner reads it: into its fields, or (array, map, decimal) as one decoded value. */
+interface ScannedColumn {
+  readonly column: Column;
+  readonly field: Field | undefined;
 }
 
 /** A column's place in the row group: kept in leaves, or values for hyparquet-writer. */
@@ -76,26 +90,30 @@ function plainName(name: string): boolean {
   return /^[\x20-\x7e]+$/.test(name) && !/^\d+$/.test(name) && !(name in Object.prototype) && !name.includes('"') && !name.includes('\\');
 }
 
-export class RowGroupColumns {
-  readonly tops: TopColumn[] = [];
-  /** The leaf columns in schema order. */
-  readonly leaves: LeafColumn[] = [];
-  rows = 0;
-  private readonly fields: Field[] = [];
-  private readonly leafFields: Field[] = [];
+/**
+ * Reads one record at a time from its bytes into the values of one row (`present`, `numbers`,
+ * `bigints`, the byte ranges of strings, `others`), or takes a row the general path decoded.
+ * What keeps the rows is up to its user: a row group's column stores, or a partitioning query's keys.
+ */
+export class RecordScanner {
+  readonly columns: ScannedColumn[] = [];
+  readonly fields: Field[] = [];
+  /** The primitive fields, in schema order. */
+  readonly leafFields: Field[] = [];
   /** Undefined when the reader cannot read these columns from bytes (every record goes the general way). */
   private readonly root: KeyNode | undefined;
   private slots = 0;
 
-  // One record's values, kept until the whole record is read.
-  private readonly present: Uint8Array;
+  // One record's values, by field id (`others` by column), kept until the whole record is read.
+  readonly present: Uint8Array;
+  readonly numbers: Float64Array;
+  readonly bigints: bigint[];
+  readonly sources: Uint8Array[];
+  readonly starts: Int32Array;
+  readonly ends: Int32Array;
+  readonly others: unknown[];
+  /** Which keys the record has had: a second match for one sends it the general way. */
   private readonly filled: Uint8Array;
-  private readonly numbers: Float64Array;
-  private readonly bigints: bigint[];
-  private readonly sources: Uint8Array[];
-  private readonly starts: Int32Array;
-  private readonly ends: Int32Array;
-  private readonly others: unknown[];
 
   // The record being read.
   private p: Uint8Array = EMPTY;
@@ -107,46 +125,38 @@ export class RowGroupColumns {
   private significant = 0;
   private integral = true;
 
-  constructor(spec: SessionSpec) {
-    const dictionary = spec.enableDictionaryCompression;
+  constructor(columns: readonly Column[], deserializer: DeserializerOptions) {
     const field = (names: string[], type: ColumnType, optional: number, chain: number[], depth: number): Field => {
-      const name = names.at(-1)!;
-      const path = names.join('.');
       const id = this.fields.length;
       const here = [...chain, id];
       const kind = LEAF_KINDS[type.kind];
       const level = depth + optional;
-      const leaf = kind === undefined ? undefined : kind === 'bytes' ? new BytesColumn(names, level, dictionary) : new NumberColumn(names, level, dictionary, kind);
-      const made: Field = { id, name, path, type, optional, leaf, children: [], chain: here };
+      const made: Field = { id, name: names.at(-1)!, names, path: names.join('.'), type, optional, kind, level, children: [], chain: here };
       this.fields.push(made);
-      if (leaf) {
-        this.leaves.push(leaf);
-        this.leafFields.push(made);
-      } else if (type.kind === 'struct') {
+      if (kind) this.leafFields.push(made);
+      else if (type.kind === 'struct') {
         for (const f of type.fields) made.children.push(field([...names, f.name], f.type, 1, here, level));
       }
       return made;
     };
-    for (const column of spec.columns) {
-      const before = this.leaves.length;
-      if (keptAsLeaves(column.type)) this.tops.push({ column, field: field([column.name], column.type, column.nullable ? 1 : 0, [], 0), leaves: this.leaves.slice(before) });
-      else this.tops.push({ column, values: [] });
+    for (const column of columns) {
+      this.columns.push({ column, field: keptAsLeaves(column.type) ? field([column.name], column.type, column.nullable ? 1 : 0, [], 0) : undefined });
     }
-    this.root = this.compile(spec);
+    this.root = this.compile(deserializer);
     const n = this.fields.length;
     this.present = new Uint8Array(n);
     this.numbers = new Float64Array(n);
     this.bigints = new Array<bigint>(n).fill(0n);
-    this.sources = new Array<Uint8Array>(n).fill(this.p);
+    this.sources = new Array<Uint8Array>(n).fill(EMPTY);
     this.starts = new Int32Array(n);
     this.ends = new Int32Array(n);
-    this.others = new Array<unknown>(spec.columns.length).fill(null);
+    this.others = new Array<unknown>(columns.length).fill(null);
     this.filled = new Uint8Array(Math.max(1, this.slots));
   }
 
   /** The keys the reader looks for, as a tree of objects; undefined when it cannot match them as bytes. */
-  private compile(spec: SessionSpec): KeyNode | undefined {
-    const { caseInsensitive, columnToJsonKeyMappings, convertDotsInJsonKeysToUnderscores } = spec.deserializer;
+  private compile(deserializer: DeserializerOptions): KeyNode | undefined {
+    const { caseInsensitive, columnToJsonKeyMappings, convertDotsInJsonKeysToUnderscores } = deserializer;
     if (convertDotsInJsonKeysToUnderscores) return undefined;
     const node = (insensitive: boolean): KeyNode => ({ entries: [], caseInsensitive: insensitive });
     const add = (into: KeyNode, key: string, insensitive: boolean, target: Target): boolean => {
@@ -167,7 +177,7 @@ export class RowGroupColumns {
       return n;
     };
     const root = node(caseInsensitive);
-    for (const [t, top] of this.tops.entries()) {
+    for (const [t, top] of this.columns.entries()) {
       const name = top.column.name;
       const inner = top.field && top.field.children.length > 0 ? structNode(top.field) : undefined;
       if (top.field && top.field.children.length > 0 && !inner) return undefined;
@@ -197,53 +207,60 @@ export class RowGroupColumns {
     return root;
   }
 
-  /**
-   * Reads record [start, end) of `payload` into the columns; false, with nothing kept, when the
-   * record must go the general way.
-   */
-  read(payload: Uint8Array, start: number, end: number): boolean {
-    return this.scanOnly(payload, start, end) && this.commit();
-  }
-
   /** Whether records can be read from their bytes at all (not with every deserializer setting or column name). */
   get reads(): boolean {
     return this.root !== undefined;
   }
 
-  /** Reads record [start, end) of `payload` as `read` does, keeping nothing: its string values are then `stringOf`'s. */
-  scanOnly(payload: Uint8Array, start: number, end: number): boolean {
+  /**
+   * Reads record [start, end) of `payload` into the row's values; false when the record must go
+   * the general way (what was read of it is then no row's).
+   */
+  scan(payload: Uint8Array, start: number, end: number): boolean {
     if (!this.root) return false;
     if (payload !== this.p) {
       this.p = payload;
       this.text = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
-      for (const leaf of this.leaves) if (leaf instanceof BytesColumn) leaf.records = payload;
     }
     this.reset();
     try {
-      return this.scan(this.root, payload, start, end);
+      if (!this.scanWhole(this.root, payload, start, end)) return false;
     } catch {
-      // Nothing is kept until the record is read whole: whatever went wrong, the general path
-      // reads it (and names what is wrong with it).
+      // Whatever went wrong, the general path reads the record (and names what is wrong with it).
       return false;
+    }
+    // A record without a value for a column that must have one: the general path names it.
+    for (let t = 0; t < this.columns.length; t++) {
+      const { column, field } = this.columns[t]!;
+      if (!column.nullable && (field ? this.present[field.id] === 0 : this.others[t] === null)) return false;
+    }
+    return true;
+  }
+
+  /** Takes a row the general path decoded and coerced (`rowOf`'s values, one per column). */
+  assign(row: readonly unknown[]): void {
+    this.reset();
+    for (const [t, { field }] of this.columns.entries()) {
+      if (field) this.set(field, row[t]);
+      else this.others[t] = row[t];
     }
   }
 
-  /** Lets go of the last record scanned (a long-lived reader would keep its bytes alive). */
+  /** Lets go of the last record scanned (a long-lived scanner would keep its bytes alive). */
   forget(): void {
     this.p = EMPTY;
     this.text = EMPTY;
     this.sources.fill(EMPTY);
-    for (const leaf of this.leaves) if (leaf instanceof BytesColumn) leaf.records = this.p;
   }
 
-  /** After `scanOnly`: string column `t`'s value in the record, or undefined when it has none. */
+  /** After `scan`: string column `t`'s value in the record, or undefined when it has none. */
   stringOf(t: number): string | undefined {
-    const f = this.tops[t]?.field;
+    const f = this.columns[t]?.field;
     if (!f || f.type.kind !== 'string' || this.present[f.id] === 0) return undefined;
     return this.text.toString('utf8', this.starts[f.id], this.ends[f.id]);
   }
 
-  private scan(root: KeyNode, payload: Uint8Array, start: number, end: number): boolean {
+  private scanWhole(root: KeyNode, payload: Uint8Array, start: number, end: number): boolean {
     this.i = start;
     this.end = end;
     this.high = false;
@@ -255,21 +272,11 @@ export class RowGroupColumns {
     return !this.high || isUtf8(payload.subarray(start, end));
   }
 
-  /** Keeps a row the general path decoded and coerced (`rowOf`'s values, one per column). */
-  append(row: readonly unknown[]): void {
-    this.reset();
-    for (const [t, top] of this.tops.entries()) {
-      if (top.field) this.set(top.field, row[t]);
-      else this.others[t] = row[t];
-    }
-    this.commit();
-  }
-
   private set(f: Field, value: unknown): void {
     if (value === null || value === undefined) return;
     const id = f.id;
     this.present[id] = 1;
-    if (!f.leaf) {
+    if (!f.kind) {
       for (const child of f.children) this.set(child, (value as Record<string, unknown>)[child.name]);
       return;
     }
@@ -303,38 +310,6 @@ export class RowGroupColumns {
     this.present.fill(0);
     this.filled.fill(0);
     for (let t = 0; t < this.others.length; t++) this.others[t] = null;
-  }
-
-  private commit(): boolean {
-    const tops = this.tops;
-    for (let t = 0; t < tops.length; t++) {
-      const top = tops[t]!;
-      if (top.column.nullable) continue;
-      if (top.field ? this.present[top.field.id] === 0 : this.others[t] === null) return false;
-    }
-    for (let t = 0; t < tops.length; t++) tops[t]!.values?.push(this.others[t]);
-    const fields = this.leafFields;
-    for (let l = 0; l < fields.length; l++) {
-      const f = fields[l]!;
-      const chain = f.chain;
-      let level = 0;
-      let k = 0;
-      for (; k < chain.length; k++) {
-        const id = chain[k]!;
-        if (this.present[id] === 0) break;
-        level += this.fields[id]!.optional;
-      }
-      const leaf = f.leaf!;
-      if (k < chain.length) {
-        leaf.absent(level);
-        continue;
-      }
-      const id = f.id;
-      if (leaf instanceof BytesColumn) leaf.add(this.sources[id]!, this.starts[id]!, this.ends[id]!);
-      else (leaf as NumberColumn).add((leaf as NumberColumn).kind === 'int64' ? this.bigints[id]! : this.numbers[id]!);
-    }
-    this.rows++;
-    return true;
   }
 
   // ---- the byte reader: each method starts at `this.i` and leaves it past what it read ----
@@ -435,7 +410,7 @@ export class RowGroupColumns {
     if (target.kind === 'other') {
       const start = this.i;
       if (!this.skip(depth + 1)) return false;
-      const top = this.tops[target.top]!;
+      const top = this.columns[target.top]!;
       try {
         this.others[target.top] = coerce(parseJsonExact(this.text.toString('utf8', start, this.i)), top.column.type, top.column.name);
       } catch {
@@ -664,6 +639,72 @@ export class RowGroupColumns {
       i++;
     }
     return false;
+  }
+}
+
+/** A row group's columns: each record scanned (or decoded the general way) is kept in its leaves' stores. */
+export class RowGroupColumns {
+  readonly tops: TopColumn[] = [];
+  /** The leaf columns in schema order. */
+  readonly leaves: LeafColumn[];
+  rows = 0;
+  private readonly scanner: RecordScanner;
+  private records: Uint8Array = EMPTY;
+
+  constructor(spec: SessionSpec) {
+    const scanner = (this.scanner = new RecordScanner(spec.columns, spec.deserializer));
+    const dictionary = spec.enableDictionaryCompression;
+    this.leaves = scanner.leafFields.map((f) => (f.kind === 'bytes' ? new BytesColumn(f.names, f.level, dictionary) : new NumberColumn(f.names, f.level, dictionary, f.kind!)));
+    for (const { column, field } of scanner.columns) {
+      if (field) this.tops.push({ column, field, leaves: this.leaves.filter((_, l) => scanner.leafFields[l]!.chain[0] === field.id) });
+      else this.tops.push({ column, values: [] });
+    }
+  }
+
+  /**
+   * Reads record [start, end) of `payload` into the columns; false, with nothing kept, when the
+   * record must go the general way.
+   */
+  read(payload: Uint8Array, start: number, end: number): boolean {
+    if (payload !== this.records) {
+      // Strings are kept where they are in the row group's records.
+      this.records = payload;
+      for (const leaf of this.leaves) if (leaf instanceof BytesColumn) leaf.records = payload;
+    }
+    if (!this.scanner.scan(payload, start, end)) return false;
+    this.keep();
+    return true;
+  }
+
+  /** Keeps a row the general path decoded and coerced (`rowOf`'s values, one per column). */
+  append(row: readonly unknown[]): void {
+    this.scanner.assign(row);
+    this.keep();
+  }
+
+  private keep(): void {
+    const { present, sources, starts, ends, numbers, bigints, others, fields, leafFields } = this.scanner;
+    for (let t = 0; t < this.tops.length; t++) this.tops[t]!.values?.push(others[t]);
+    for (let l = 0; l < leafFields.length; l++) {
+      const f = leafFields[l]!;
+      const chain = f.chain;
+      let level = 0;
+      let k = 0;
+      for (; k < chain.length; k++) {
+        const id = chain[k]!;
+        if (present[id] === 0) break;
+        level += fields[id]!.optional;
+      }
+      const leaf = this.leaves[l]!;
+      if (k < chain.length) {
+        leaf.absent(level);
+        continue;
+      }
+      const id = f.id;
+      if (leaf instanceof BytesColumn) leaf.add(sources[id]!, starts[id]!, ends[id]!);
+      else (leaf as NumberColumn).add(f.kind === 'int64' ? bigints[id]! : numbers[id]!);
+    }
+    this.rows++;
   }
 }
 

@@ -6,7 +6,7 @@
  * runs ~800 evaluations/s (NOTES.md); this runs at JSON.parse speed. Anything else is rejected at
  * configuration time with the supported forms named.
  */
-import { RowGroupColumns } from '../conversion/record-reader.js';
+import { RecordScanner } from '../conversion/record-reader.js';
 
 export type PartitionKeys = Record<string, string>;
 
@@ -30,20 +30,16 @@ type Step = (value: unknown) => unknown;
 type Entry = [string, Step[], Step[], string[] | undefined];
 
 /**
- * The Parquet reader's byte scanner, asked for each key's path as a string column: a query of
- * field paths (no array index, no name the scanner cannot match as bytes) reads a record without
- * parsing it. jq looks fields up exactly, so keys match case-sensitively.
+ * The Parquet conversion's record scanner, asked for each key's path as a string column: a query
+ * of field paths (no array index, no name the scanner cannot match as bytes) reads a record
+ * without parsing it. jq looks fields up exactly, so keys match case-sensitively.
  */
-function pathReader(entries: readonly Entry[]): RowGroupColumns | undefined {
+function pathReader(entries: readonly Entry[]): RecordScanner | undefined {
   if (!entries.every(([, , , names]) => names && names.length > 0 && names.every((n) => !n.includes('.')))) return undefined;
-  const reader = new RowGroupColumns({
-    columns: entries.map((_, k) => ({ name: `key${k}`, type: { kind: 'string' }, nullable: true })),
-    deserializer: { caseInsensitive: false, columnToJsonKeyMappings: Object.fromEntries(entries.map(([, , , names], k) => [`key${k}`, names!.join('.')])), convertDotsInJsonKeysToUnderscores: false },
-    compression: 'UNCOMPRESSED',
-    pageSizeBytes: 1,
-    rowGroupBytes: 1,
-    enableDictionaryCompression: false,
-  });
+  const reader = new RecordScanner(
+    entries.map((_, k) => ({ name: `key${k}`, type: { kind: 'string' }, nullable: true })),
+    { caseInsensitive: false, columnToJsonKeyMappings: Object.fromEntries(entries.map(([, , , names], k) => [`key${k}`, names!.join('.')])), convertDotsInJsonKeysToUnderscores: false },
+  );
   return reader.reads ? reader : undefined;
 }
 
@@ -58,7 +54,7 @@ export function compileQuery(source: string): CompiledQuery {
     source,
     keys,
     fromBytes(data) {
-      if (!reader?.scanOnly(data, 0, data.length)) return undefined;
+      if (!reader?.scan(data, 0, data.length)) return undefined;
       const out: PartitionKeys = {};
       let ok = true;
       for (let k = 0; k < entries.length && ok; k++) {
