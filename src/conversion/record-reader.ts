@@ -350,15 +350,21 @@ export class RecordScanner {
         this.filled[target.slot] = 1;
         if (!this.value(target, depth)) return false;
       } else if (!this.skip(depth + 1)) return false;
-      this.ws();
-      const c = p[this.i];
-      this.i++;
-      if (c === 0x2c) {
-        this.ws();
-        continue;
-      }
-      return c === 0x7d && this.i <= this.end;
+      const after = this.separator(0x7d);
+      if (after !== MORE) return after === CLOSED;
     }
+  }
+
+  /** What follows a member of an object or array: a `,` and another member, its `close`, or anything else. */
+  private separator(close: number): number {
+    this.ws();
+    const c = this.p[this.i];
+    this.i++;
+    if (c === 0x2c) {
+      this.ws();
+      return MORE;
+    }
+    return c === close && this.i <= this.end ? CLOSED : MALFORMED;
   }
 
   /** The index of the closing quote of a string starting at `from`; -1 for an escape, a control character or no end. */
@@ -594,14 +600,8 @@ export class RecordScanner {
           this.ws();
         }
         if (!this.skip(depth + 1)) return false;
-        this.ws();
-        const next = p[this.i];
-        this.i++;
-        if (next === 0x2c) {
-          this.ws();
-          continue;
-        }
-        return next === close && this.i <= this.end;
+        const after = this.separator(close);
+        if (after !== MORE) return after === CLOSED;
       }
     }
     if (c === 0x74) return this.literal(TRUE);
@@ -708,6 +708,9 @@ export class RowGroupColumns {
   }
 }
 
+const MORE = 0;
+const CLOSED = 1;
+const MALFORMED = 2;
 const TRUE = encoder.encode('true');
 const FALSE = encoder.encode('false');
 const NULL = encoder.encode('null');
