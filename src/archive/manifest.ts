@@ -2,6 +2,7 @@ import { promisify } from 'node:util';
 import { gunzip, gzip } from 'node:zlib';
 import type { Encoding } from '../codecs.js';
 import type { SourceRecord } from '../records.js';
+import { grown } from '../typed-arrays.js';
 
 const gzipAsync = promisify(gzip);
 /**
@@ -83,11 +84,7 @@ class NumberColumn<T extends Float64Array | Uint32Array> {
     return this.values;
   }
   push(value: number): void {
-    if (this.length === this.values.length) {
-      const grown = new (this.values.constructor as new (n: number) => T)(this.values.length * 2);
-      grown.set(this.values);
-      this.values = grown;
-    }
+    this.values = grown(this.values, this.length + 1);
     this.values[this.length++] = value;
   }
   at(i: number): number {

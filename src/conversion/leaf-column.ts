@@ -2,7 +2,7 @@
  * The column chunks the conversion writes itself: one per primitive column, or primitive field of
  * a struct, that nothing above repeats. Values arrive as bytes and numbers (from a record's text,
  * or from a record decoded the general way) and are kept in typed stores, not as JS values:
- * strings are the record's UTF-8 bytes, copied once, never decoded to a string and encoded back.
+ * a string is its record's UTF-8 bytes, referred to where they are and copied once, into its page.
  * Written as hyparquet-writer writes a chunk (data pages v2, PLAIN or a dictionary chosen by the
  * same rule, statistics, an offset index), so its footer takes them as its own.
  */
@@ -10,6 +10,7 @@ import type { ColumnChunk, Encoding, OffsetIndex, Statistics } from 'hyparquet';
 import { ByteWriter } from 'hyparquet-writer';
 import { writePageHeader } from 'hyparquet-writer/src/datapage.js';
 import { writeRleBitPackedHybrid } from 'hyparquet-writer/src/encoding.js';
+import { grown } from '../typed-arrays.js';
 
 /** How a leaf's values are kept and written. */
 export type LeafKind = 'bytes' | 'int32' | 'int64' | 'double' | 'float' | 'boolean';
@@ -27,13 +28,6 @@ export interface ChunkSettings {
 
 /** The first check of whether a dictionary can pay, and the rows between the next ones (doubling). */
 const FIRST_DICTIONARY_CHECK = 1024;
-
-function grown<T extends Uint8Array | Int32Array | Float64Array | Float32Array | BigInt64Array>(array: T, needed: number): T {
-  if (needed <= array.length) return array;
-  const next = new (array.constructor as new (n: number) => T)(Math.max(needed, array.length * 2));
-  next.set(array as never);
-  return next;
-}
 
 function bitWidth(max: number): number {
   return max === 0 ? 0 : 32 - Math.clz32(max);
@@ -61,7 +55,6 @@ export abstract class LeafColumn {
     readonly path: readonly string[],
     readonly element: { readonly type: 'BYTE_ARRAY' | 'INT32' | 'INT64' | 'DOUBLE' | 'FLOAT' | 'BOOLEAN' },
     readonly maxDefinitionLevel: number,
-    protected dictionaryWanted: boolean,
   ) {}
 
   /** A row without a value: `level` counts the optional fields above it that are present. */
@@ -232,7 +225,7 @@ export class BytesColumn extends LeafColumn {
   private valueIndexes = new Int32Array(1024);
 
   constructor(path: readonly string[], maxDefinitionLevel: number, dictionary: boolean) {
-    super(path, { type: 'BYTE_ARRAY' }, maxDefinitionLevel, dictionary);
+    super(path, { type: 'BYTE_ARRAY' }, maxDefinitionLevel);
     if (!dictionary) this.distinct = undefined;
   }
 
@@ -431,10 +424,11 @@ export class NumberColumn extends LeafColumn {
     dictionary: boolean,
     readonly kind: Exclude<LeafKind, 'bytes'>,
   ) {
-    super(path, { type: STORES[kind].type }, maxDefinitionLevel, dictionary && kind !== 'boolean');
+    super(path, { type: STORES[kind].type }, maxDefinitionLevel);
     this.store = STORES[kind].make(1024);
     this.width = STORES[kind].width;
-    this.distinct = this.dictionaryWanted ? new Map() : undefined;
+    // Booleans are written RLE, never with a dictionary (as hyparquet-writer writes them).
+    this.distinct = dictionary && kind !== 'boolean' ? new Map() : undefined;
   }
 
   add(value: number | bigint): void {
