@@ -65,6 +65,12 @@ export function encodeRowGroup(spec: SessionSpec, payload: Uint8Array, ends: Uin
   }
   const rows = columns.rows;
   if (rows === 0) return { bytes: new Uint8Array(0), rowGroup: undefined, indexes: [], failures };
+  // A column a row was half kept in would misplace every value after it: fail the row group
+  // (and its file, with this reason) rather than write one.
+  for (const top of columns.tops) {
+    const held = top.leaves ? top.leaves.map((leaf) => leaf.rows) : [top.values.length];
+    if (held.some((n) => n !== rows)) throw new Error(`column ${top.column.name} holds ${held.join('/')} rows of ${rows}`);
+  }
   const writer = new ByteWriter(Math.max(1 << 16, payload.length >> 1));
   const parquet = writerFor(spec, writer);
   const compress = spec.compression === 'UNCOMPRESSED' ? undefined : (compressors as Record<string, (bytes: Uint8Array) => Uint8Array>)[spec.compression];
