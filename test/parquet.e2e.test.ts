@@ -1,4 +1,6 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
+import { freePort } from '../src/dev/peers.js';
+import { firehose } from './helpers/cli.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -7,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
 import { startService } from '../src/service.js';
-import { SequenceTracker, checkpoints, createStream, putAll, readObjects, serviceYaml, suitePeers, waitFor } from './helpers/harness.js';
+import { SequenceTracker, checkpoints, createStream, putAll, readObjects, serviceYaml, streamYaml, suitePeers, waitFor } from './helpers/harness.js';
 
 const BUCKET = 'columnar';
 
@@ -188,5 +190,102 @@ describe('record format conversion: JSON → Parquet, read back by DuckDB', () =
       const cities = await readParquet([o.body], (source) => `SELECT DISTINCT upper(city) AS c FROM ${source}`);
       expect(cities).toEqual([{ c: o.key.split('/')[1]!.slice(2) }]);
     }
+  });
+
+  it('firehose run as a process, stopped by Ctrl-C: records read from their bytes (and those that are not) land partitioned in Parquet, every value read back; refused ones in the error output; checkpoints at the last record', async () => {
+    await createStream(peers.kinesisClient, 'cli', 2);
+    const adminPort = await freePort();
+    const configPath = join(await mkdtemp(join(tmpdir(), 'firehose-parquet-cli-')), 'streams.yaml');
+    const flat = `
+      dataFormatConversionConfiguration:
+        enabled: true
+        outputFormatConfiguration: { serializer: { parquetSerDe: { compression: SNAPPY } } }
+        schema:
+          - { name: id, type: bigint, nullable: false }
+          - { name: customer, type: string }
+          - { name: name, type: string }
+          - { name: n, type: int }
+          - { name: score, type: double }
+          - { name: ok, type: boolean }
+          - { name: ts, type: timestamp }
+          - { name: http, type: "struct<status:int,path:string>" }
+      dynamicPartitioningConfiguration: { enabled: true }
+      processingConfiguration:
+        enabled: true
+        processors:
+          - { type: MetadataExtraction, parameters: { metadataExtractionQuery: "{customer: .customer}" } }`;
+    await writeFile(
+      configPath,
+      `
+redis: { url: "${peers.redis.url}" }
+runtime: { checkpointIntervalInMillis: 200, admin: { enabled: true, port: ${adminPort} } }
+deliveryStreams:
+${streamYaml(peers, { deliveryStreamName: 'cli', streamName: 'cli', bucket: BUCKET, sizeInMBs: 64, compressionFormat: 'UNCOMPRESSED', prefix: 'cli/customer=!{partitionKeyFromQuery:customer}/', errorOutputPrefix: 'cli-errors/!{firehose:error-output-type}/', s3Extra: flat })}`,
+    );
+    // Most are read from their bytes; escapes, mixed-case keys, numbers as text and a number for a
+    // string column are read the general way; some cannot be partitioned or converted at all.
+    const records = Array.from({ length: 3_000 }, (_, i) => {
+      const row = {
+        id: i,
+        customer: `c${i % 3}`,
+        name: i % 10 === 1 ? `a "quoted"\nname ${i}` : i % 10 === 2 ? null : `user-${i} é`,
+        n: i % 10 === 3 ? String(i) : i,
+        score: i / 4,
+        ok: i % 2 === 0,
+        ts: i % 10 === 4 ? new Date(1_764_612_345_000 + i).toISOString() : 1_764_612_345_000 + i,
+        http: i % 10 === 5 ? null : { status: 200 + (i % 5), path: `/p/${i % 7}` },
+      };
+      const text = JSON.stringify(row);
+      return i % 10 === 6 ? text.replace('"name"', '"NAME"') : i % 10 === 7 ? text.replace(/"name":"[^"]*"/, '"name":7') : text;
+    });
+    const unpartitionable = ['not json', '{"id":1,"customer":null}'];
+    const unconvertible = ['{"customer":"c0","name":"no id"}', '{"customer":"c1","id":"x"}'];
+    const sequences = new SequenceTracker();
+    const all = [...records, ...unpartitionable, ...unconvertible];
+    (await putAll(peers.kinesisClient, 'cli', all.map((r, i) => ({ data: Buffer.from(r), partitionKey: `p${i}` })))).forEach((r) => sequences.note(r.shardId, r.sequenceNumber));
+
+    const running = firehose(['run', '--config', configPath], { FIREHOSE_LOG_LEVEL: 'warn' }, { ownProcessGroup: true });
+    const read = async () => {
+      try {
+        const stats = (await (await fetch(`http://127.0.0.1:${adminPort}/stats`)).json()) as { cli: { recordsRead: number } };
+        return stats.cli.recordsRead;
+      } catch {
+        return 0;
+      }
+    };
+    await waitFor(async () => (await read()) === all.length, 60_000, 'every record read');
+    // Ctrl-C in the terminal: SIGINT to the whole process group; the buffers are sealed and delivered.
+    process.kill(-running.child.pid!, 'SIGINT');
+    expect((await running.exited).code, running.stderr()).toBe(0);
+
+    const objects = await readObjects(peers.s3Client, BUCKET, 'cli/');
+    expect(new Set(objects.map((o) => o.key.split('/')[1]))).toEqual(new Set(['customer=c0', 'customer=c1', 'customer=c2']));
+    const rows = (await readParquet(
+      objects.map((o) => o.body),
+      (source) => `SELECT CAST(id AS INTEGER) AS id, customer, name, n, score, ok, CAST(epoch_ms(ts) AS BIGINT) AS ts, http FROM ${source} ORDER BY id`,
+    )) as Array<Record<string, unknown>>;
+    expect(rows).toHaveLength(records.length);
+    rows.forEach((row, i) => {
+      const r = JSON.parse(records[i]!) as Record<string, unknown>;
+      expect(row, records[i]).toEqual({
+        id: i,
+        customer: `c${i % 3}`,
+        name: 'NAME' in r ? r.NAME : i % 10 === 7 ? '7' : r.name,
+        n: i,
+        score: i / 4,
+        ok: i % 2 === 0,
+        ts: String(1_764_612_345_000 + i),
+        http: i % 10 === 5 ? null : { status: 200 + (i % 5), path: `/p/${i % 7}` },
+      });
+    });
+    // Each file holds its own customer's rows only.
+    for (const o of objects) {
+      expect(await readParquet([o.body], (source) => `SELECT DISTINCT customer FROM ${source}`)).toEqual([{ customer: o.key.split('/')[1]!.slice('customer='.length) }]);
+    }
+    const errors = async (type: string) =>
+      (await readObjects(peers.s3Client, BUCKET, `cli-errors/${type}/`)).flatMap((o) => o.body.toString().split('\n').slice(0, -1)).map((l) => Buffer.from((JSON.parse(l) as { rawData: string }).rawData, 'base64').toString());
+    expect((await errors('partitioning-failed')).sort()).toEqual([...unpartitionable].sort());
+    expect((await errors('format-conversion-failed')).sort()).toEqual([...unconvertible].sort());
+    expect(await checkpoints(peers.redisClient, 'cli')).toEqual(Object.fromEntries(sequences.lastByShard));
   });
 });
