@@ -53,6 +53,38 @@ describe('faults: throttling, S3 outage, Redis restart', () => {
     }
   });
 
+  it('reads GetRecords answers written as valid JSON its byte decoder does not expect (escaped / and keys) through the SDK, every record once and checkpointed', async () => {
+    await createStream(peers.kinesisClient, 'rewritten', 2);
+    // Every answer rewritten, as a server that always writes so: without the SDK's reading, no record would ever be read.
+    const proxy = await startKinesisProxy(peers.kinesis.endpoint, { throttleEvery: 1e9, expireEvery: 1e9, rewrite: true });
+    const yaml = serviceYaml({ ...peers, kinesis: { ...peers.kinesis, endpoint: proxy.endpoint } }, [
+      { deliveryStreamName: 'rewritten', streamName: 'rewritten', bucket: BUCKET },
+    ]).replace('idleTimeBetweenReadsInMillis: 200', 'idleTimeBetweenReadsInMillis: 200\n      readLimit: 300');
+    const warnings: string[] = [];
+    const service = await startService(parseConfig(yaml), { log: createLogger('warn', {}, (line) => warnings.push(line)) });
+    const stream = service.streams[0]!;
+    const sequences = new SequenceTracker();
+    try {
+      // Binary records: their base64 is full of /, which the answers escape.
+      const input = Array.from({ length: 2_000 }, () => framedRecord(randomBytes(300 + Math.floor(Math.random() * 700))));
+      for (const r of await putAll(peers.kinesisClient, 'rewritten', input.map((data, i) => ({ data, partitionKey: `p${i}` })))) sequences.note(r.shardId, r.sequenceNumber);
+      await waitFor(() => stream.stats.recordsRead === 2_000, 60_000, 'every record read from the rewritten answers');
+      expect(await service.stop()).toBe(true);
+      const delivered = (await readObjects(peers.s3Client, BUCKET, 'rewritten/')).flatMap((o) => splitFramed(o.body));
+      expect(delivered).toHaveLength(2_000);
+      expect(multiset(delivered)).toEqual(multiset(input));
+      expect(await checkpoints(peers.redisClient, 'rewritten')).toEqual(Object.fromEntries(sequences.lastByShard));
+      const status = stream.source.status() as { responsesReadBySdk: number };
+      // One declined answer per shard; the shard's later reads went to the SDK directly.
+      expect(status.responsesReadBySdk).toBe(2);
+      expect((await proxy.stats()).injected.rewritten).toBeGreaterThan(4);
+      expect(warnings.filter((w) => w.includes('byte decoder declined'))).toHaveLength(2);
+    } finally {
+      await service.stop();
+      await proxy.stop();
+    }
+  });
+
   it('pauses reading at the byte budget while S3 is down, then delivers everything once it is back', async () => {
     await createStream(peers.kinesisClient, 'outage', 2);
     const s3 = await startS3rver([BUCKET]);

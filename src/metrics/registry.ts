@@ -105,6 +105,9 @@ export function serviceMetrics(target: MetricsTarget): Registry {
   perStream('firehose_kinesis_throttled_get_records_total', 'ThrottledGetRecords: GetRecords calls refused for the shard read limits (retried)', 'counter', (s) =>
     numberFrom(s.source.status(), 'throttledGetRecords'),
   );
+  perStream('firehose_kinesis_get_records_read_by_sdk_total', 'GetRecords answers the byte decoder declined, read again by the SDK deserializer', 'counter', (s) =>
+    numberFrom(s.source.status(), 'responsesReadBySdk'),
+  );
   // Per shard as of its last read, so they fall again once a shard catches up (an alert clears).
   const perShard = (name: string, help: string, value: (lag: ShardLag) => number) =>
     add(name, help, 'gauge', () =>

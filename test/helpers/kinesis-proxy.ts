@@ -3,13 +3,13 @@ import { fileURLToPath } from 'node:url';
 
 interface ProxyStats {
   getRecordsAt: number[];
-  injected: { ProvisionedThroughputExceededException: number; ExpiredIteratorException: number };
+  injected: { ProvisionedThroughputExceededException: number; ExpiredIteratorException: number; rewritten: number };
 }
 
 /** Starts kinesis-proxy.mjs in its own process; see there. */
-export async function startKinesisProxy(target: string, faults: { throttleEvery: number; expireEvery: number }) {
+export async function startKinesisProxy(target: string, faults: { throttleEvery: number; expireEvery: number; rewrite?: boolean }) {
   const script = fileURLToPath(new URL('./kinesis-proxy.mjs', import.meta.url));
-  const child = spawn(process.execPath, [script, target, String(faults.throttleEvery), String(faults.expireEvery)], {
+  const child = spawn(process.execPath, [script, target, String(faults.throttleEvery), String(faults.expireEvery), faults.rewrite ? '1' : '0'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const port = await new Promise<number>((resolve, reject) => {

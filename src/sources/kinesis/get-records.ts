@@ -1,4 +1,4 @@
-import type { KinesisClient } from '@aws-sdk/client-kinesis';
+import type { GetRecordsCommandOutput, KinesisClient } from '@aws-sdk/client-kinesis';
 
 /**
  * A GetRecords response, its records as columns (one array per field, not an object per record):
@@ -20,7 +20,10 @@ export interface DecodedGetRecords {
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 
-export class MalformedResponse extends Error {}
+/** A GetRecords response the byte decoder does not read: not whole, not JSON, or JSON it does not expect. */
+export class MalformedResponse extends Error {
+  override readonly name = 'MalformedResponse';
+}
 
 /** A whole GetRecords response body, decoded (see GetRecordsDecoder). */
 export function decodeGetRecords(body: Buffer): DecodedGetRecords {
@@ -631,6 +634,39 @@ class Scanner {
 const EMPTY_OBJECT = new Uint8Array(Buffer.from('{}'));
 /** What the reader passes to GetRecordsCommand → what its response decoded to. */
 const decoded = new WeakMap<object, DecodedGetRecords>();
+/** GetRecordsCommand inputs whose response the SDK's own deserializer reads (see readGenerally). */
+const leftToTheSdk = new WeakSet<object>();
+
+/**
+ * The response to a GetRecordsCommand sent with this input is left to the SDK's deserializer: for
+ * a response the byte decoder declined (MalformedResponse). It reads only the JSON Kinesis writes;
+ * valid JSON written otherwise — `\/` for `/` in a Data field, an escaped key, as some emulators
+ * and proxies write it — would otherwise hold its shard back for good, read and declined again.
+ */
+export function readGenerally<T extends object>(input: T): T {
+  leftToTheSdk.add(input);
+  return input;
+}
+
+/** A GetRecords response as the SDK's deserializer read it, in the decoder's columns. */
+export function fromSdkOutput(output: GetRecordsCommandOutput): DecodedGetRecords {
+  const records = output.Records ?? [];
+  const data: Buffer[] = new Array(records.length);
+  const partitionKeys: string[] = new Array(records.length);
+  const sequenceNumbers: string[] = new Array(records.length);
+  const arrivals: number[] = new Array(records.length);
+  let dataBytes = 0;
+  for (let i = 0; i < records.length; i++) {
+    const { Data, PartitionKey, SequenceNumber, ApproximateArrivalTimestamp } = records[i]!;
+    if (!Data || !SequenceNumber) throw new MalformedResponse('a GetRecords record without Data or SequenceNumber');
+    data[i] = Buffer.from(Data.buffer, Data.byteOffset, Data.byteLength);
+    partitionKeys[i] = PartitionKey ?? '';
+    sequenceNumbers[i] = SequenceNumber;
+    arrivals[i] = ApproximateArrivalTimestamp?.getTime() ?? 0;
+    dataBytes += Data.byteLength;
+  }
+  return { data, partitionKeys, sequenceNumbers, arrivals, nextShardIterator: output.NextShardIterator ?? undefined, millisBehindLatest: output.MillisBehindLatest, dataBytes };
+}
 
 /**
  * Keeps the SDK for what it is good at — credentials, signing, endpoints, retries of the
@@ -642,7 +678,7 @@ export function decodeGetRecordsInPlace(client: KinesisClient): void {
     (next, context) => async (args) => {
       const result = await next(args);
       const response = result.response as { statusCode?: number; body?: unknown; headers?: Record<string, string | undefined> };
-      if (context.commandName !== 'GetRecordsCommand' || response.statusCode !== 200) return result;
+      if (context.commandName !== 'GetRecordsCommand' || response.statusCode !== 200 || leftToTheSdk.has(args.input as object)) return result;
       decoded.set(args.input as object, await readAndDecode(response.body, contentLength(response.headers)));
       response.body = EMPTY_OBJECT;
       return result;

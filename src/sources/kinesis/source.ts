@@ -20,7 +20,7 @@ import type { Logger } from '../../log.js';
 import type { BatchRange, RecordPosition, RecordSink, Source, SourceRecord } from '../../records.js';
 import type { SourceContext } from '../../source.js';
 import type { KinesisSourceConfig } from './config.js';
-import { decodedResponse, decodeGetRecordsInPlace, type DecodedGetRecords } from './get-records.js';
+import { decodedResponse, decodeGetRecordsInPlace, fromSdkOutput, MalformedResponse, readGenerally, type DecodedGetRecords } from './get-records.js';
 import { deaggregate, isAggregated } from './kpl.js';
 import { startingPoint, type ReadFrom, type StartingFacts, type StartingPoint } from './starting-point.js';
 
@@ -32,6 +32,8 @@ const MIN_MS_BETWEEN_READS = 210;
 /** Kinesis' largest GetRecords response, and its largest record. */
 const MAX_RESPONSE_BYTES = 10 * 1024 * 1024;
 const MAX_RECORD_BYTES = 1024 * 1024;
+/** How long a shard's reads go to the SDK's deserializer after the byte decoder declined one. */
+const READ_BY_SDK_FOR_MS = 60_000;
 /** A GetRecords round trip, and a little more, before a reader that has not read counts as falling behind. */
 const STALE_READ_GRACE_MS = 2_000;
 
@@ -147,6 +149,11 @@ export class KinesisSource implements Source, LeaseHolder {
   /** ThrottledGetRecords: GetRecords calls Kinesis refused for the shard's read limits. */
   throttledGetRecords = 0;
 
+  /** GetRecords responses the byte decoder declined, read again by the SDK's deserializer. */
+  responsesReadBySdk = 0;
+  /** Shards whose responses the SDK reads until then (performance.now()), after one was declined. */
+  private readonly readBySdkUntil = new Map<string, number>();
+
   get activeShards(): string[] {
     return [...this.readers.keys()];
   }
@@ -166,6 +173,7 @@ export class KinesisSource implements Source, LeaseHolder {
       activeShards: this.activeShards.length,
       maxIteratorAgeMs: this.maxIteratorAgeMs,
       throttledGetRecords: this.throttledGetRecords,
+      responsesReadBySdk: this.responsesReadBySdk,
       shards: this.shardStatus(),
       leases: { ...this.coordinator?.stats, recordsInFlightAtLeaseLoss: this.recordsInFlightAtLeaseLoss, fencedWritesRefused: this.fencedWritesRefused },
     };
@@ -505,8 +513,7 @@ export class KinesisSource implements Source, LeaseHolder {
   private async readAndHandOn(shardId: string, input: GetRecordsCommandInput, reservation: number, signal: AbortSignal, lease: HeldLease, progress: ShardProgress): Promise<ReadSummary> {
     let response: DecodedGetRecords;
     try {
-      await this.client.send(new GetRecordsCommand(input), { abortSignal: signal });
-      response = decodedResponse(input);
+      response = await this.getRecords(shardId, input, signal);
     } finally {
       // Given back before the records are handed on, in the same turn: they take their own bytes.
       this.context.budget.unreserve(reservation);
@@ -525,6 +532,28 @@ export class KinesisSource implements Source, LeaseHolder {
       throw new HandOnError(err);
     }
     return summary;
+  }
+
+  /**
+   * One GetRecords, decoded from its bytes; a response the byte decoder declines is asked for again
+   * (its iterator still reads the same records) and read by the SDK's deserializer, which either
+   * reads it or fails the read as any malformed answer does (backed off, retried). The shard's next
+   * reads go the SDK's way for a while: a server that writes its JSON so would otherwise cost two
+   * calls of the shard's five a second for every read.
+   */
+  private async getRecords(shardId: string, input: GetRecordsCommandInput, signal: AbortSignal): Promise<DecodedGetRecords> {
+    const sdkUntil = this.readBySdkUntil.get(shardId);
+    if (sdkUntil !== undefined && performance.now() < sdkUntil) return fromSdkOutput(await this.client.send(new GetRecordsCommand(readGenerally({ ...input })), { abortSignal: signal }));
+    try {
+      await this.client.send(new GetRecordsCommand(input), { abortSignal: signal });
+      return decodedResponse(input);
+    } catch (err) {
+      if (!(err instanceof MalformedResponse) || signal.aborted) throw err;
+      this.responsesReadBySdk++;
+      this.readBySdkUntil.set(shardId, performance.now() + READ_BY_SDK_FOR_MS);
+      this.context.log.warn('GetRecords response the byte decoder declined; reading it again through the SDK', { shardId, reason: err.message });
+      return fromSdkOutput(await this.client.send(new GetRecordsCommand(readGenerally({ ...input })), { abortSignal: signal }));
+    }
   }
 
   /** One response's records, handed on; its lag noted. */
