@@ -180,6 +180,29 @@ describe('chunks reused', () => {
   });
 });
 
+describe('the byte budget', () => {
+  it("counts a buffer's manifest columns as they grow, and gives them back with the batch", () => {
+    const clock = new ManualClock();
+    const budget = new ByteBudget(256 * MiB);
+    const sealed: SealedBatch[] = [];
+    const b = new RecordBuffer({ sizeBytes: 64 * MiB, intervalMs: 60_000, encoding: 'UNCOMPRESSED', appendNewlineDelimiter: false, manifest: true }, clock, (batch) => sealed.push(batch), {}, undefined, budget);
+    const input = records(100_000, 10, clock).map((r, i) => ({ ...r, partitionKey: `customer-${i}`, sequenceNumber: `4959033827149025660855969253836157109592157598913${String(i).padStart(7, '0')}` }));
+    for (const record of input) {
+      budget.take(record.data.length); // as the pipeline does when it accepts a read
+      b.append(record);
+    }
+    // 100,000 records of 10 bytes: 1 MB of records, and their manifest's columns (a partition key, a sequence number's tail, four numbers each) beside them.
+    const manifestBytes = budget.held - 1_000_000;
+    expect(manifestBytes).toBeGreaterThan(100_000 * (4 + 4 + 8 + 4 + 4 + 14));
+    expect(b.heldBytes).toBe(budget.held);
+    b.flush('shutdown');
+    expect(sealed).toHaveLength(1);
+    expect(sealed[0]!.holding.bytes).toBe(budget.held);
+    sealed[0]!.holding.release();
+    expect(budget.held).toBe(0);
+  });
+});
+
 describe('many partitions at once', () => {
   it('each hands its chunk to the compressor at its share of the budget: memory holds compressed bytes, not every partition\'s raw ones, long before any seal', async () => {
     const clock = new ManualClock();

@@ -90,6 +90,10 @@ class NumberColumn<T extends Float64Array | Uint32Array> {
   at(i: number): number {
     return this.values[i]!;
   }
+  /** What the column takes in memory (its room, not only its values). */
+  get memoryBytes(): number {
+    return this.values.byteLength;
+  }
 }
 
 /**
@@ -97,9 +101,9 @@ class NumberColumn<T extends Float64Array | Uint32Array> {
  * (kept as strings, a buffer's worth of them would all be promoted and traced by the collector).
  */
 class StringColumn {
-  private bytes = Buffer.allocUnsafe(64 * 1024);
+  private bytes = Buffer.allocUnsafe(8 * 1024);
   private used = 0;
-  private readonly ends = new NumberColumn(new Uint32Array(1024));
+  private readonly ends = new NumberColumn(new Uint32Array(256));
 
   push(value: string): void {
     const room = this.bytes.length - this.used;
@@ -132,6 +136,10 @@ class StringColumn {
 
   at(i: number): string {
     return this.bytes.toString('utf8', i === 0 ? 0 : this.ends.at(i - 1), this.ends.at(i));
+  }
+
+  get memoryBytes(): number {
+    return this.bytes.length + this.ends.memoryBytes;
   }
 
   /**
@@ -240,12 +248,12 @@ class JsonBytes {
 export class ManifestBuilder {
   private readonly shards: string[] = [];
   private readonly shardIndex = new Map<string, number>();
-  private readonly shard = new NumberColumn(new Uint32Array(1024));
+  private readonly shard = new NumberColumn(new Uint32Array(256));
   private readonly sequenceNumber = new StringColumn();
-  private readonly subSequenceNumber = new NumberColumn(new Uint32Array(1024));
+  private readonly subSequenceNumber = new NumberColumn(new Uint32Array(256));
   private readonly partitionKey = new StringColumn();
-  private readonly arrivalAt = new NumberColumn(new Float64Array(1024));
-  private readonly length = new NumberColumn(new Uint32Array(1024));
+  private readonly arrivalAt = new NumberColumn(new Float64Array(256));
+  private readonly length = new NumberColumn(new Uint32Array(256));
   /** Per shard (by index): its last sequence number, which the next one is written against. */
   private readonly lastSequence: string[] = [];
   private lastShard: string | undefined;
@@ -288,6 +296,11 @@ export class ManifestBuilder {
 
   get records(): number {
     return this.length.length - this.excluded.size;
+  }
+
+  /** What its columns take in memory now: a buffer's byte budget counts it as it grows. */
+  get memoryBytes(): number {
+    return this.shard.memoryBytes + this.sequenceNumber.memoryBytes + this.subSequenceNumber.memoryBytes + this.partitionKey.memoryBytes + this.arrivalAt.memoryBytes + this.length.memoryBytes;
   }
 
   /** The record appended `index`-th (from 0) is not in the object after all. */
