@@ -542,8 +542,8 @@ export class KinesisSource implements Source, LeaseHolder {
    * calls of the shard's five a second for every read.
    */
   private async getRecords(shardId: string, input: GetRecordsCommandInput, signal: AbortSignal): Promise<DecodedGetRecords> {
-    const sdkUntil = this.readBySdkUntil.get(shardId);
-    if (sdkUntil !== undefined && performance.now() < sdkUntil) return fromSdkOutput(await this.client.send(new GetRecordsCommand(readGenerally({ ...input })), { abortSignal: signal }));
+    const bySdk = async () => fromSdkOutput(await this.client.send(new GetRecordsCommand(readGenerally({ ...input })), { abortSignal: signal }));
+    if (performance.now() < (this.readBySdkUntil.get(shardId) ?? 0)) return bySdk();
     try {
       await this.client.send(new GetRecordsCommand(input), { abortSignal: signal });
       return decodedResponse(input);
@@ -552,7 +552,7 @@ export class KinesisSource implements Source, LeaseHolder {
       this.responsesReadBySdk++;
       this.readBySdkUntil.set(shardId, performance.now() + READ_BY_SDK_FOR_MS);
       this.context.log.warn('GetRecords response the byte decoder declined; reading it again through the SDK', { shardId, reason: err.message });
-      return fromSdkOutput(await this.client.send(new GetRecordsCommand(readGenerally({ ...input })), { abortSignal: signal }));
+      return bySdk();
     }
   }
 
