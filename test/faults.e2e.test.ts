@@ -1,11 +1,15 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createS3Client } from '../destinations/s3/index.js';
 import { s3DestinationSchema } from '../destinations/s3/config.js';
 import { parseConfig } from '../src/config.js';
-import { startS3rver } from '../src/dev/peers.js';
+import { freePort, startS3rver } from '../src/dev/peers.js';
 import { createLogger, silentLogger } from '../src/log.js';
 import { startService } from '../src/service.js';
+import { firehose } from './helpers/cli.js';
 import { startKinesisProxy } from './helpers/kinesis-proxy.js';
 import {
   SequenceTracker,
@@ -53,34 +57,47 @@ describe('faults: throttling, S3 outage, Redis restart', () => {
     }
   });
 
-  it('reads GetRecords answers written as valid JSON its byte decoder does not expect (escaped / and keys) through the SDK, every record once and checkpointed', async () => {
+  it('firehose run reads GetRecords answers written as valid JSON its byte decoder does not expect (escaped / and keys) through the SDK: every record once, checkpointed, counted in /stats and /metrics', async () => {
     await createStream(peers.kinesisClient, 'rewritten', 2);
     // Every answer rewritten, as a server that always writes so: without the SDK's reading, no record would ever be read.
     const proxy = await startKinesisProxy(peers.kinesis.endpoint, { throttleEvery: 1e9, expireEvery: 1e9, rewrite: true });
-    const yaml = serviceYaml({ ...peers, kinesis: { ...peers.kinesis, endpoint: proxy.endpoint } }, [
-      { deliveryStreamName: 'rewritten', streamName: 'rewritten', bucket: BUCKET },
-    ]).replace('idleTimeBetweenReadsInMillis: 200', 'idleTimeBetweenReadsInMillis: 200\n      readLimit: 300');
-    const warnings: string[] = [];
-    const service = await startService(parseConfig(yaml), { log: createLogger('warn', {}, (line) => warnings.push(line)) });
-    const stream = service.streams[0]!;
+    const adminPort = await freePort();
+    const configPath = join(await mkdtemp(join(tmpdir(), 'firehose-rewritten-')), 'streams.yaml');
+    await writeFile(
+      configPath,
+      serviceYaml({ ...peers, kinesis: { ...peers.kinesis, endpoint: proxy.endpoint } }, [{ deliveryStreamName: 'rewritten', streamName: 'rewritten', bucket: BUCKET }])
+        .replace('leaseDurationInSeconds: 2 }', `leaseDurationInSeconds: 2, admin: { enabled: true, port: ${adminPort} } }`)
+        .replace('idleTimeBetweenReadsInMillis: 200', 'idleTimeBetweenReadsInMillis: 200\n      readLimit: 300'),
+    );
     const sequences = new SequenceTracker();
+    // Binary records: their base64 is full of /, which the answers escape.
+    const input = Array.from({ length: 2_000 }, () => framedRecord(randomBytes(300 + Math.floor(Math.random() * 700))));
+    for (const r of await putAll(peers.kinesisClient, 'rewritten', input.map((data, i) => ({ data, partitionKey: `p${i}` })))) sequences.note(r.shardId, r.sequenceNumber);
+    const running = firehose(['run', '--config', configPath], { FIREHOSE_LOG_LEVEL: 'warn' }, { ownProcessGroup: true });
     try {
-      // Binary records: their base64 is full of /, which the answers escape.
-      const input = Array.from({ length: 2_000 }, () => framedRecord(randomBytes(300 + Math.floor(Math.random() * 700))));
-      for (const r of await putAll(peers.kinesisClient, 'rewritten', input.map((data, i) => ({ data, partitionKey: `p${i}` })))) sequences.note(r.shardId, r.sequenceNumber);
-      await waitFor(() => stream.stats.recordsRead === 2_000, 60_000, 'every record read from the rewritten answers');
-      expect(await service.stop()).toBe(true);
+      const stats = async () => {
+        try {
+          return ((await (await fetch(`http://127.0.0.1:${adminPort}/stats`)).json()) as { rewritten: { recordsRead: number; responsesReadBySdk: number } }).rewritten;
+        } catch {
+          return undefined;
+        }
+      };
+      await waitFor(async () => (await stats())?.recordsRead === 2_000, 60_000, 'every record read from the rewritten answers');
+      // One declined answer per shard; the shard's later reads went to the SDK directly.
+      expect((await stats())!.responsesReadBySdk).toBe(2);
+      const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+      expect(metrics).toMatch(/^firehose_kinesis_get_records_read_by_sdk_total\{delivery_stream="rewritten"\} 2$/m);
+      // Ctrl-C in the terminal: SIGINT to the whole process group; the buffers are sealed and delivered.
+      process.kill(-running.child.pid!, 'SIGINT');
+      expect((await running.exited).code, running.stderr()).toBe(0);
       const delivered = (await readObjects(peers.s3Client, BUCKET, 'rewritten/')).flatMap((o) => splitFramed(o.body));
       expect(delivered).toHaveLength(2_000);
       expect(multiset(delivered)).toEqual(multiset(input));
       expect(await checkpoints(peers.redisClient, 'rewritten')).toEqual(Object.fromEntries(sequences.lastByShard));
-      const status = stream.source.status() as { responsesReadBySdk: number };
-      // One declined answer per shard; the shard's later reads went to the SDK directly.
-      expect(status.responsesReadBySdk).toBe(2);
       expect((await proxy.stats()).injected.rewritten).toBeGreaterThan(4);
-      expect(warnings.filter((w) => w.includes('byte decoder declined'))).toHaveLength(2);
+      expect(running.stderr().split('\n').filter((w) => w.includes('byte decoder declined'))).toHaveLength(2);
     } finally {
-      await service.stop();
+      if (running.child.exitCode === null) running.child.kill('SIGKILL');
       await proxy.stop();
     }
   });
